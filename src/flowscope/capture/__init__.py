@@ -1,5 +1,6 @@
 """Packet sources: capture files now, live interfaces later. All yield PacketBatch."""
 
 from flowscope.capture.batch import PacketBatch
+from flowscope.capture.files import CaptureReader, ReaderStats, open_capture
 
-__all__ = ["PacketBatch"]
+__all__ = ["CaptureReader", "PacketBatch", "ReaderStats", "open_capture"]

@@ -1,0 +1,1 @@
+"""The `flowscope` command line: thin wrappers over the library."""

@@ -1,0 +1,49 @@
+"""`flowscope` entry point. Commands parse options and call the library; no logic here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from flowscope import __version__
+from flowscope.cli import flows as flows_cmd
+from flowscope.errors import FlowscopeError
+
+app = typer.Typer(
+    name="flowscope",
+    help="Real-time network traffic classifier: flows, features, verdicts, alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("flows")(flows_cmd.flows)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"flowscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """flowscope: bidirectional flows with CICFlowMeter-compatible features."""
+
+
+def main() -> None:
+    """Console script: user errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except FlowscopeError as e:
+        print(f"flowscope: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("flowscope: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)

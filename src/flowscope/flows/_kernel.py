@@ -1,0 +1,717 @@
+"""Compiled flow meter: assigns decoded packets to bidirectional flows and updates them.
+
+Data structures, all plain numpy arrays owned by :class:`flowscope.flows.meter.FlowMeter`:
+
+- ``I``/``F``/``K``: per-slot accumulators (see :mod:`flowscope.flows.state`).
+- ``index``: open-addressing hash table (linear probing, power-of-two size, entries are
+  slot + 1, 0 = empty). Deletion shifts entries back instead of leaving tombstones, so
+  lookups stay short under the churn of a scan or a spoofed flood.
+- ``prev``/``nxt``: a doubly-linked list of open flows in order of last activity (LRU).
+  Its head is the flow idle the longest, so idle expiry and eviction are O(1) per flow.
+  Free slots are chained through ``nxt`` as well.
+- ``meta``: scalar state (see ``M_*``), ``counters``: totals reported to the user.
+- ``out_*``: finished flows are copied here; when it is full the kernel returns early
+  and the caller drains it, so memory never depends on how many flows end at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from flowscope.decode.layout import (
+    ADDR_DST_HI,
+    ADDR_DST_LO,
+    ADDR_SRC_HI,
+    ADDR_SRC_LO,
+    DEC_DPORT,
+    DEC_FLAGS,
+    DEC_FRAG,
+    DEC_ICMP_CODE,
+    DEC_ICMP_TYPE,
+    DEC_IP_ID,
+    DEC_IP_LEN,
+    DEC_IPVER,
+    DEC_L4_HDR_LEN,
+    DEC_PAYLOAD_LEN,
+    DEC_PROTO,
+    DEC_SEQ,
+    DEC_SPORT,
+    DEC_STATUS,
+    DEC_TS,
+    DEC_TTL,
+    DEC_VLAN,
+    DEC_WINDOW,
+    DEC_WIRELEN,
+    FRAG_FIRST,
+    FRAG_LATER,
+    OK,
+    SKIP_ORPHAN_FRAGMENT,
+)
+from flowscope.flows.state import (
+    BULK_BYTES,
+    BULK_CAND_BYTES,
+    BULK_CAND_PKTS,
+    BULK_COUNT,
+    BULK_DURATION,
+    BULK_LAST,
+    BULK_PKTS,
+    BULK_START,
+    END_ACTIVE,
+    END_EOF,
+    END_EVICTED,
+    END_FIN,
+    END_IDLE,
+    END_RST,
+    F_ACTIVE,
+    F_ALL_LEN,
+    F_BWD_IAT,
+    F_BWD_LEN,
+    F_FLOW_IAT,
+    F_FWD_IAT,
+    F_FWD_LEN,
+    F_IDLE,
+    I_ACTIVE_END,
+    I_ACTIVE_START,
+    I_BWD_ACT_DATA,
+    I_BWD_BULK0,
+    I_BWD_BYTES,
+    I_BWD_FIRST_FLAGS,
+    I_BWD_FLAG0,
+    I_BWD_FLAGS_OR,
+    I_BWD_HDR,
+    I_BWD_HDR_MIN,
+    I_BWD_INIT_WIN,
+    I_BWD_IP_BYTES,
+    I_BWD_LAST_TS,
+    I_BWD_PKTS,
+    I_BWD_RETX,
+    I_BWD_SEQ_END,
+    I_BWD_TTL_MAX,
+    I_BWD_TTL_MIN,
+    I_BWD_WIRE_BYTES,
+    I_CONN_START,
+    I_DPORT,
+    I_END_REASON,
+    I_FIRST_TS,
+    I_FRAGMENTS,
+    I_FWD_ACT_DATA,
+    I_FWD_BULK0,
+    I_FWD_BYTES,
+    I_FWD_FIRST_FLAGS,
+    I_FWD_FLAG0,
+    I_FWD_FLAGS_OR,
+    I_FWD_HDR,
+    I_FWD_HDR_MIN,
+    I_FWD_INIT_WIN,
+    I_FWD_IP_BYTES,
+    I_FWD_LAST_TS,
+    I_FWD_PKTS,
+    I_FWD_RETX,
+    I_FWD_SEQ_END,
+    I_FWD_TTL_MAX,
+    I_FWD_TTL_MIN,
+    I_FWD_WIRE_BYTES,
+    I_HASH,
+    I_ICMP_CODE,
+    I_ICMP_TYPE,
+    I_IPVER,
+    I_LAST_TS,
+    I_PROTO,
+    I_SPORT,
+    I_SUBFLOWS,
+    I_TCP_STATE,
+    I_VLAN,
+    K_DST_HI,
+    K_DST_LO,
+    K_SRC_HI,
+    K_SRC_LO,
+    TCP_BWD_FIN,
+    TCP_FWD_FIN,
+    TCP_RST,
+    W_M2,
+    W_MAX,
+    W_MEAN,
+    W_MIN,
+    W_N,
+)
+
+# ------------------------------------------------------------------ meta slots
+M_ACTIVE = 0  # open flows
+M_FREE = 1  # head of the free-slot chain, -1 = none
+M_HEAD = 2  # least recently active open flow, -1 = none
+M_TAIL = 3  # most recently active
+M_NOW = 4  # capture clock: the largest timestamp seen (ns)
+M_NOUT = 5  # finished flows waiting in out_*
+M_STARTED = 6  # 1 once the clock has a value
+M_NCOLS = 8
+
+# ------------------------------------------------------------------ parameters
+P_IDLE = 0  # ns
+P_ACTIVE = 1  # ns
+P_ACTIVITY = 2  # ns, active/idle split (CICFlowMeter: 5 s)
+P_SUBFLOW_GAP = 3  # ns (CICFlowMeter: 1 s)
+P_BULK_GAP = 4  # ns (CICFlowMeter: 1 s)
+P_MAX_FLOWS = 5
+P_FRAG_TIMEOUT = 6  # ns
+P_NCOLS = 8
+
+# ------------------------------------------------------------------ counters
+C_PACKETS = 0  # packets metered into flows
+C_FLOWS = 1  # flows created
+C_EVICTED = 2
+C_TS_BACKWARDS = 3  # packets older than their flow's last packet
+C_ORPHAN_FRAGS = 4
+C_FRAGMENTS = 5  # later fragments attributed to a flow
+C_NCOLS = 8
+
+_U64_1 = np.uint64(1)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK62 = np.uint64((1 << 62) - 1)
+_SEQ_MOD = np.int64(1 << 32)
+_SEQ_HALF = np.int64(1 << 31)
+
+FRAG_TABLE_BITS = 16
+FRAG_COLS = 8  # src_hi, src_lo, dst_hi, dst_lo, proto<<32|id, sport, dport, ts (as uint64)
+
+
+@njit(cache=True, inline="always")
+def _mix(h: np.uint64, v: np.uint64) -> np.uint64:
+    z = h ^ (v + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2)))
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def flow_hash(
+    proto: int, a_hi: np.uint64, a_lo: np.uint64, a_port: int,
+    b_hi: np.uint64, b_lo: np.uint64, b_port: int,
+) -> int:  # fmt: skip
+    """Hash of the key with its two endpoints in canonical order (direction-free)."""
+    swap = False
+    if a_hi > b_hi:
+        swap = True
+    elif a_hi == b_hi:
+        if a_lo > b_lo:
+            swap = True
+        elif a_lo == b_lo and a_port > b_port:
+            swap = True
+    if swap:
+        a_hi, b_hi = b_hi, a_hi
+        a_lo, b_lo = b_lo, a_lo
+        a_port, b_port = b_port, a_port
+    h = np.uint64(proto)
+    h = _mix(h, a_hi)
+    h = _mix(h, a_lo)
+    h = _mix(h, b_hi)
+    h = _mix(h, b_lo)
+    h = _mix(h, (np.uint64(a_port) << np.uint64(16)) | np.uint64(b_port))
+    return np.int64(h & _MASK62)
+
+
+@njit(cache=True, inline="always")
+def _welford(F: np.ndarray, s: int, base: int, x: float) -> None:
+    n = F[s, base + W_N] + 1.0
+    d = x - F[s, base + W_MEAN]
+    F[s, base + W_N] = n
+    F[s, base + W_MEAN] += d / n
+    F[s, base + W_M2] += d * (x - F[s, base + W_MEAN])
+    if x < F[s, base + W_MIN]:
+        F[s, base + W_MIN] = x
+    if x > F[s, base + W_MAX]:
+        F[s, base + W_MAX] = x
+
+
+@njit(cache=True)
+def _lru_unlink(s: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
+    p = prev[s]
+    q = nxt[s]
+    if p >= 0:
+        nxt[p] = q
+    else:
+        meta[M_HEAD] = q
+    if q >= 0:
+        prev[q] = p
+    else:
+        meta[M_TAIL] = p
+    prev[s] = -1
+    nxt[s] = -1
+
+
+@njit(cache=True)
+def _lru_append(s: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
+    t = meta[M_TAIL]
+    prev[s] = t
+    nxt[s] = -1
+    if t >= 0:
+        nxt[t] = s
+    else:
+        meta[M_HEAD] = s
+    meta[M_TAIL] = s
+
+
+@njit(cache=True)
+def _index_find(
+    index: np.ndarray, I: np.ndarray, K: np.ndarray, h: int, proto: int,
+    s_hi: np.uint64, s_lo: np.uint64, sport: int,
+    d_hi: np.uint64, d_lo: np.uint64, dport: int,
+) -> tuple:  # fmt: skip
+    """Return (slot or -1, index position of the slot or of the empty cell, is_forward)."""
+    mask = index.shape[0] - 1
+    pos = h & mask
+    while True:
+        e = index[pos]
+        if e == 0:
+            return -1, pos, True
+        s = e - 1
+        if I[s, I_HASH] == h and I[s, I_PROTO] == proto:
+            if (
+                K[s, K_SRC_LO] == s_lo
+                and K[s, K_DST_LO] == d_lo
+                and K[s, K_SRC_HI] == s_hi
+                and K[s, K_DST_HI] == d_hi
+                and I[s, I_SPORT] == sport
+                and I[s, I_DPORT] == dport
+            ):
+                return s, pos, True
+            if (
+                K[s, K_SRC_LO] == d_lo
+                and K[s, K_DST_LO] == s_lo
+                and K[s, K_SRC_HI] == d_hi
+                and K[s, K_DST_HI] == s_hi
+                and I[s, I_SPORT] == dport
+                and I[s, I_DPORT] == sport
+            ):
+                return s, pos, False
+        pos = (pos + 1) & mask
+
+
+@njit(cache=True)
+def _index_remove(index: np.ndarray, I: np.ndarray, s: int) -> None:
+    """Delete slot ``s`` from the table, shifting later entries of its cluster back."""
+    mask = index.shape[0] - 1
+    i = I[s, I_HASH] & mask
+    while index[i] != s + 1:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        e = index[j]
+        if e == 0:
+            index[i] = 0
+            return
+        home = I[e - 1, I_HASH] & mask
+        # Entry at j may move to the hole at i only if its home is not in (i, j].
+        if i <= j:
+            stays = i < home and home <= j
+        else:
+            stays = home > i or home <= j
+        if not stays:
+            index[i] = e
+            i = j
+
+
+@njit(cache=True)
+def rebuild_index(index: np.ndarray, I: np.ndarray, prev: np.ndarray, nxt: np.ndarray,
+                  meta: np.ndarray) -> None:  # fmt: skip
+    """Re-insert every open flow into a fresh (larger) table, walking the LRU list."""
+    index[:] = 0
+    mask = index.shape[0] - 1
+    s = meta[M_HEAD]
+    while s >= 0:
+        pos = I[s, I_HASH] & mask
+        while index[pos] != 0:
+            pos = (pos + 1) & mask
+        index[pos] = s + 1
+        s = nxt[s]
+
+
+@njit(cache=True)
+def _finish(
+    s: int, reason: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> None:  # fmt: skip
+    """Close flow ``s``: last active period, copy to the output, free the slot."""
+    if I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START] > 0:
+        _welford(F, s, F_ACTIVE, (I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START]) / 1000.0)
+    I[s, I_END_REASON] = reason
+    o = meta[M_NOUT]
+    out_I[o, :] = I[s, :]
+    out_F[o, :] = F[s, :]
+    out_K[o, :] = K[s, :]
+    meta[M_NOUT] = o + 1
+    _index_remove(index, I, s)
+    _lru_unlink(s, prev, nxt, meta)
+    nxt[s] = meta[M_FREE]
+    meta[M_FREE] = s
+    meta[M_ACTIVE] -= 1
+
+
+@njit(cache=True)
+def _new_flow(
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray, pos: int, h: int,
+    proto: int, ipver: int, s_hi: np.uint64, s_lo: np.uint64, sport: int,
+    d_hi: np.uint64, d_lo: np.uint64, dport: int, ts: int, conn_start: int, vlan: int,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+) -> int:  # fmt: skip
+    s = meta[M_FREE]
+    meta[M_FREE] = nxt[s]
+    I[s, :] = 0
+    F[s, :] = 0.0
+    for base in range(F_FWD_LEN, F_IDLE + 1, 5):
+        F[s, base + W_MIN] = np.inf
+        F[s, base + W_MAX] = -np.inf
+    I[s, I_PROTO] = proto
+    I[s, I_IPVER] = ipver
+    I[s, I_SPORT] = sport
+    I[s, I_DPORT] = dport
+    I[s, I_HASH] = h
+    I[s, I_FIRST_TS] = ts
+    I[s, I_LAST_TS] = ts
+    I[s, I_CONN_START] = conn_start
+    I[s, I_ACTIVE_START] = ts
+    I[s, I_ACTIVE_END] = ts
+    I[s, I_FWD_INIT_WIN] = -1
+    I[s, I_BWD_INIT_WIN] = -1
+    I[s, I_FWD_HDR_MIN] = -1
+    I[s, I_BWD_HDR_MIN] = -1
+    I[s, I_ICMP_TYPE] = -1
+    I[s, I_ICMP_CODE] = -1
+    I[s, I_FWD_SEQ_END] = -1
+    I[s, I_BWD_SEQ_END] = -1
+    I[s, I_FWD_FIRST_FLAGS] = -1
+    I[s, I_BWD_FIRST_FLAGS] = -1
+    I[s, I_FWD_TTL_MIN] = 256
+    I[s, I_BWD_TTL_MIN] = 256
+    I[s, I_FWD_TTL_MAX] = -1
+    I[s, I_BWD_TTL_MAX] = -1
+    I[s, I_VLAN] = vlan
+    K[s, K_SRC_HI] = s_hi
+    K[s, K_SRC_LO] = s_lo
+    K[s, K_DST_HI] = d_hi
+    K[s, K_DST_LO] = d_lo
+    index[pos] = s + 1
+    _lru_append(s, prev, nxt, meta)
+    meta[M_ACTIVE] += 1
+    return s
+
+
+@njit(cache=True)
+def _bulk(I: np.ndarray, s: int, mine: int, other: int, ts: int, size: int, gap: int) -> None:
+    """Bulk transfer accounting (CICFlowMeter's definition, without its direction bug).
+
+    A bulk is ≥ 4 consecutive data packets in one direction, each within ``gap`` of the
+    previous, with no data packet in the other direction in between.
+    """
+    I[s, other + BULK_START] = 0  # data in this direction ends the other's candidate
+    if I[s, mine + BULK_START] == 0 or ts - I[s, mine + BULK_LAST] > gap:
+        I[s, mine + BULK_START] = ts
+        I[s, mine + BULK_LAST] = ts
+        I[s, mine + BULK_CAND_PKTS] = 1
+        I[s, mine + BULK_CAND_BYTES] = size
+        return
+    n = I[s, mine + BULK_CAND_PKTS] + 1
+    I[s, mine + BULK_CAND_PKTS] = n
+    I[s, mine + BULK_CAND_BYTES] += size
+    if n == 4:
+        I[s, mine + BULK_COUNT] += 1
+        I[s, mine + BULK_PKTS] += 4
+        I[s, mine + BULK_BYTES] += I[s, mine + BULK_CAND_BYTES]
+        I[s, mine + BULK_DURATION] += ts - I[s, mine + BULK_START]
+    elif n > 4:
+        I[s, mine + BULK_PKTS] += 1
+        I[s, mine + BULK_BYTES] += size
+        I[s, mine + BULK_DURATION] += ts - I[s, mine + BULK_LAST]
+    I[s, mine + BULK_LAST] = ts
+
+
+@njit(cache=True)
+def _update(
+    I: np.ndarray, F: np.ndarray, s: int, fwd: bool, row: np.ndarray, ts: int,
+    params: np.ndarray, counters: np.ndarray,
+) -> None:  # fmt: skip
+    """Add one packet to flow ``s``."""
+    npk = I[s, I_FWD_PKTS] + I[s, I_BWD_PKTS]
+    last = I[s, I_LAST_TS]
+    if ts < last:
+        counters[C_TS_BACKWARDS] += 1
+        ts = last  # a packet cannot precede its flow's last one: IAT 0, order kept
+    if npk > 0:
+        dt = ts - last
+        _welford(F, s, F_FLOW_IAT, dt / 1000.0)
+        if dt > params[P_SUBFLOW_GAP]:
+            I[s, I_SUBFLOWS] += 1
+        if ts - I[s, I_ACTIVE_END] > params[P_ACTIVITY]:
+            if I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START] > 0:
+                _welford(F, s, F_ACTIVE, (I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START]) / 1000.0)
+            _welford(F, s, F_IDLE, (ts - I[s, I_ACTIVE_END]) / 1000.0)
+            I[s, I_ACTIVE_START] = ts
+        I[s, I_ACTIVE_END] = ts
+    I[s, I_LAST_TS] = ts
+
+    payload = row[DEC_PAYLOAD_LEN]
+    hdr = row[DEC_L4_HDR_LEN]
+    flags = row[DEC_FLAGS]
+    proto = row[DEC_PROTO]
+    ttl = row[DEC_TTL]
+    later_frag = row[DEC_FRAG] == FRAG_LATER
+    if fwd:
+        d_pkts, d_last, d_bytes, d_ip, d_wire = (
+            I_FWD_PKTS, I_FWD_LAST_TS, I_FWD_BYTES, I_FWD_IP_BYTES, I_FWD_WIRE_BYTES,
+        )  # fmt: skip
+        d_hdr, d_hdrmin, d_flag0, d_win, d_act = (
+            I_FWD_HDR, I_FWD_HDR_MIN, I_FWD_FLAG0, I_FWD_INIT_WIN, I_FWD_ACT_DATA,
+        )  # fmt: skip
+        d_retx, d_seq, d_or, d_first = I_FWD_RETX, I_FWD_SEQ_END, I_FWD_FLAGS_OR, I_FWD_FIRST_FLAGS
+        d_tmin, d_tmax, d_bulk, o_bulk = I_FWD_TTL_MIN, I_FWD_TTL_MAX, I_FWD_BULK0, I_BWD_BULK0
+        f_iat, f_len = F_FWD_IAT, F_FWD_LEN
+    else:
+        d_pkts, d_last, d_bytes, d_ip, d_wire = (
+            I_BWD_PKTS, I_BWD_LAST_TS, I_BWD_BYTES, I_BWD_IP_BYTES, I_BWD_WIRE_BYTES,
+        )  # fmt: skip
+        d_hdr, d_hdrmin, d_flag0, d_win, d_act = (
+            I_BWD_HDR, I_BWD_HDR_MIN, I_BWD_FLAG0, I_BWD_INIT_WIN, I_BWD_ACT_DATA,
+        )  # fmt: skip
+        d_retx, d_seq, d_or, d_first = I_BWD_RETX, I_BWD_SEQ_END, I_BWD_FLAGS_OR, I_BWD_FIRST_FLAGS
+        d_tmin, d_tmax, d_bulk, o_bulk = I_BWD_TTL_MIN, I_BWD_TTL_MAX, I_BWD_BULK0, I_FWD_BULK0
+        f_iat, f_len = F_BWD_IAT, F_BWD_LEN
+
+    if I[s, d_pkts] > 0:
+        _welford(F, s, f_iat, (ts - I[s, d_last]) / 1000.0)
+    I[s, d_pkts] += 1
+    I[s, d_last] = ts
+    I[s, d_bytes] += payload
+    I[s, d_ip] += row[DEC_IP_LEN]
+    I[s, d_wire] += row[DEC_WIRELEN]
+    _welford(F, s, f_len, float(payload))
+    _welford(F, s, F_ALL_LEN, float(payload))
+    if payload > 0:
+        I[s, d_act] += 1
+        _bulk(I, s, d_bulk, o_bulk, ts, payload, params[P_BULK_GAP])
+    if ttl < I[s, d_tmin]:
+        I[s, d_tmin] = ttl
+    if ttl > I[s, d_tmax]:
+        I[s, d_tmax] = ttl
+    if later_frag:
+        I[s, I_FRAGMENTS] += 1
+        return
+    I[s, d_hdr] += hdr
+    if I[s, d_hdrmin] < 0 or hdr < I[s, d_hdrmin]:
+        I[s, d_hdrmin] = hdr
+    if (proto == 1 or proto == 58) and I[s, I_ICMP_TYPE] < 0:
+        I[s, I_ICMP_TYPE] = row[DEC_ICMP_TYPE]
+        I[s, I_ICMP_CODE] = row[DEC_ICMP_CODE]
+    if proto != 6:
+        return
+    for k in range(8):
+        if flags & (1 << k):
+            I[s, d_flag0 + k] += 1
+    I[s, d_or] |= flags
+    if I[s, d_first] < 0:
+        I[s, d_first] = flags
+        I[s, d_win] = row[DEC_WINDOW]
+    if payload > 0:
+        end = (row[DEC_SEQ] + payload) % _SEQ_MOD
+        prev_end = I[s, d_seq]
+        if prev_end < 0:
+            I[s, d_seq] = end
+        else:
+            diff = (end - prev_end) % _SEQ_MOD
+            if diff == 0 or diff >= _SEQ_HALF:
+                I[s, d_retx] += 1
+            else:
+                I[s, d_seq] = end
+
+
+@njit(cache=True)
+def _expire_idle(
+    now: int, idle: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray, room: int,
+) -> bool:  # fmt: skip
+    """Close flows idle longer than ``idle`` ns; False if the output filled up first."""
+    limit = out_I.shape[0] - room
+    while True:
+        h = meta[M_HEAD]
+        if h < 0 or now - I[h, I_LAST_TS] <= idle:
+            return True
+        if meta[M_NOUT] >= limit:
+            return False
+        reason = END_IDLE
+        if I[h, I_PROTO] == 6 and (I[h, I_TCP_STATE] & (TCP_FWD_FIN | TCP_BWD_FIN)) == (
+            TCP_FWD_FIN | TCP_BWD_FIN
+        ):
+            reason = END_FIN  # both sides closed; only the final ACK never came
+        _finish(h, reason, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+
+
+@njit(cache=True)
+def expire_idle(
+    now: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> bool:  # fmt: skip
+    """Advance the clock to ``now`` (live capture: wall time) and close idle flows."""
+    if now > meta[M_NOW]:
+        meta[M_NOW] = now
+    return _expire_idle(
+        meta[M_NOW], params[P_IDLE], I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 0
+    )
+
+
+@njit(cache=True)
+def flush_all(
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> bool:  # fmt: skip
+    """Close every open flow (end of capture); False if the output filled up first."""
+    while meta[M_HEAD] >= 0:
+        if meta[M_NOUT] >= out_I.shape[0]:
+            return False
+        _finish(meta[M_HEAD], END_EOF, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+    return True
+
+
+@njit(cache=True)
+def meter_packets(
+    dec: np.ndarray, addr: np.ndarray, start: int,
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
+    counters: np.ndarray, frag: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> int:  # fmt: skip
+    """Meter packets ``start..`` of a decoded batch; returns where it stopped.
+
+    It stops early when the output buffer has room for fewer than two more finished
+    flows (one packet can end at most two: an active-timeout split and a FIN/RST), or
+    when the table has no free slot but may still grow.
+    """
+    n = dec.shape[0]
+    idle = params[P_IDLE]
+    active = params[P_ACTIVE]
+    max_flows = params[P_MAX_FLOWS]
+    out_cap = out_I.shape[0]
+    fmask = frag.shape[0] - 1
+    i = start
+    while i < n:
+        row = dec[i]
+        if row[DEC_STATUS] != OK:
+            i += 1
+            continue
+        if meta[M_NOUT] + 2 > out_cap:
+            return i
+        if meta[M_FREE] < 0 and meta[M_ACTIVE] < max_flows:
+            return i  # the caller grows the table, then calls again
+        ts = row[DEC_TS]
+        if meta[M_STARTED] == 0 or ts > meta[M_NOW]:
+            meta[M_NOW] = ts
+            meta[M_STARTED] = 1
+        if not _expire_idle(
+            meta[M_NOW], idle, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 2
+        ):
+            return i
+        a = addr[i]
+        s_hi = a[ADDR_SRC_HI]
+        s_lo = a[ADDR_SRC_LO]
+        d_hi = a[ADDR_DST_HI]
+        d_lo = a[ADDR_DST_LO]
+        proto = row[DEC_PROTO]
+        sport = row[DEC_SPORT]
+        dport = row[DEC_DPORT]
+
+        fstate = row[DEC_FRAG]
+        if fstate != 0:
+            fk = np.uint64(proto) << np.uint64(32) | np.uint64(row[DEC_IP_ID])
+            fh = _mix(_mix(_mix(fk, s_lo), d_lo), s_hi ^ d_hi) & np.uint64(fmask)
+            fr = frag[fh]
+            if fstate == FRAG_FIRST:
+                fr[0] = s_hi
+                fr[1] = s_lo
+                fr[2] = d_hi
+                fr[3] = d_lo
+                fr[4] = fk
+                fr[5] = np.uint64(sport)
+                fr[6] = np.uint64(dport)
+                fr[7] = np.uint64(ts)
+            elif (
+                fr[4] == fk
+                and fr[1] == s_lo
+                and fr[3] == d_lo
+                and fr[0] == s_hi
+                and fr[2] == d_hi
+                and np.int64(fr[7]) <= ts
+                and ts - np.int64(fr[7]) <= params[P_FRAG_TIMEOUT]
+            ):
+                sport = np.int64(fr[5])
+                dport = np.int64(fr[6])
+                counters[C_FRAGMENTS] += 1
+            else:
+                row[DEC_STATUS] = SKIP_ORPHAN_FRAGMENT
+                counters[C_ORPHAN_FRAGS] += 1
+                i += 1
+                continue
+
+        h = flow_hash(proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+        s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+        flags = row[DEC_FLAGS] if proto == 6 and fstate != FRAG_LATER else 0
+        conn_start = ts
+        pkt_fwd = True  # direction of this packet in the flow it ends up in
+        if s >= 0:
+            tstate = I[s, I_TCP_STATE]
+            if ts - I[s, I_FIRST_TS] > active:
+                # Active timeout: close and continue the connection in a new flow that
+                # keeps the original orientation.
+                conn_start = I[s, I_CONN_START]
+                if not fwd:
+                    s_hi, d_hi = d_hi, s_hi
+                    s_lo, d_lo = d_lo, s_lo
+                    sport, dport = dport, sport
+                    pkt_fwd = False
+                _finish(s, END_ACTIVE, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+                s = -1
+            elif proto == 6 and (flags & 0x12) == 0x02 and (tstate & (TCP_FWD_FIN | TCP_BWD_FIN)):
+                # A fresh SYN on a connection that was closing: the port pair is reused.
+                _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+                s = -1
+            if s < 0:
+                s, pos, fwd = _index_find(
+                    index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
+                )
+        if s < 0:
+            if meta[M_ACTIVE] >= max_flows or meta[M_FREE] < 0:
+                _finish(meta[M_HEAD], END_EVICTED, I, F, K, index, prev, nxt, meta,
+                        out_I, out_F, out_K)  # fmt: skip
+                counters[C_EVICTED] += 1
+                s, pos, fwd = _index_find(
+                    index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
+                )
+            s = _new_flow(
+                I, F, K, index, pos, h, proto, row[DEC_IPVER], s_hi, s_lo, sport,
+                d_hi, d_lo, dport, ts, conn_start, row[DEC_VLAN], prev, nxt, meta,
+            )  # fmt: skip
+            fwd = pkt_fwd
+            counters[C_FLOWS] += 1
+        else:
+            _lru_unlink(s, prev, nxt, meta)
+            _lru_append(s, prev, nxt, meta)
+
+        _update(I, F, s, fwd, row, ts, params, counters)
+        counters[C_PACKETS] += 1
+
+        if proto == 6 and fstate != FRAG_LATER:
+            tstate = I[s, I_TCP_STATE]
+            both = TCP_FWD_FIN | TCP_BWD_FIN
+            if flags & 0x04:
+                I[s, I_TCP_STATE] = tstate | TCP_RST
+                _finish(s, END_RST, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            elif flags & 0x01:
+                I[s, I_TCP_STATE] = tstate | (TCP_FWD_FIN if fwd else TCP_BWD_FIN)
+            elif (tstate & both) == both and (flags & 0x10) and row[DEC_PAYLOAD_LEN] == 0:
+                _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        i += 1
+    return n

@@ -1,0 +1,1 @@
+"""Where flows go: files now; logs, stores and the dashboard later."""
