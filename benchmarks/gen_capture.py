@@ -87,7 +87,7 @@ class Packets:
 
     ``fid`` indexes the class-local flow table until :func:`_merge` offsets it.
     ``direction`` 0 = client to server, 1 = server to client. ``aux`` is the ICMP echo
-    sequence number (unused for TCP/UDP).
+    sequence number, or the DNS template id for DNS packets (else unused).
     """
 
     fid: I64
@@ -343,9 +343,7 @@ def _ex_arrays(
     return m, req, last, think
 
 
-def _tcp_class(
-    rng: np.random.Generator, name: str, nf: int, span: float
-) -> tuple[Packets, Flows]:
+def _tcp_class(rng: np.random.Generator, name: str, nf: int, span: float) -> tuple[Packets, Flows]:
     """Flow specs for one TCP traffic class (see CLASS_RATES)."""
     ones = np.ones(nf, np.int64)
     hs = np.full(nf, HS_FULL, np.int64)
@@ -421,7 +419,51 @@ def _tcp_class(
 # (0 start, 1 rtt, 2 retry after 1 s timeout, 3 back-to-back).
 _DNS_DIR = np.array([[0, 1, -1, -1], [0, 0, 1, -1], [0, 0, 1, 1], [0, -1, -1, -1]])
 _DNS_GAP = np.array([[0, 1, 0, 0], [0, 2, 1, 0], [0, 3, 1, 3], [0, 0, 0, 0]])
+# Which query type each position carries in the A+AAAA pattern (others use the flow's).
+_DNS_AAAA = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0]])
 _DNS_P = [0.72, 0.06, 0.19, 0.03]
+_DNS_MAX_ANSWERS = 4
+
+
+def _dns_templates() -> tuple[np.ndarray, I64, I64, int]:
+    """Real DNS messages (RFC 1035 wire format) to use as UDP/53 payloads.
+
+    Why real ones: a flow meter or DPI engine that parses DNS (nDPI inside NFStream,
+    scapy inside cicflowmeter) does its normal work on them instead of choking on noise.
+    Template id = ((name * 2 + is_aaaa) * (MAX_ANSWERS + 2)) + k, k = 0 for the query
+    and 1 + answers for a response (0 answers = NXDOMAIN). The transaction id (first two
+    bytes) is patched per flow when writing.
+    """
+    subs = ["www", "api", "cdn", "mail", "static", "img", "login", "update", "edge", "ws"]
+    doms = ["example.com", "example.net", "example.org", "shop.example", "news.example"]
+    names = [f"{a}.{b}" for b in doms for a in subs]
+    blobs: list[bytes] = []
+    for i, name in enumerate(names):
+        qname = b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0"
+        for is_aaaa in (0, 1):
+            qtype = 28 if is_aaaa else 1
+            question = qname + qtype.to_bytes(2, "big") + b"\x00\x01"
+            blobs.append(b"\0\0\x01\x00\x00\x01\0\0\0\0\0\0" + question)
+            for nans in range(_DNS_MAX_ANSWERS + 1):
+                flags = b"\x81\x80" if nans else b"\x81\x83"
+                hdr = b"\0\0" + flags + b"\x00\x01" + nans.to_bytes(2, "big") + b"\0\0\0\0"
+                answers = b""
+                for a in range(nans):
+                    rdata = bytes([203, 0, 113, (i * 7 + a) % 250 + 1])
+                    if is_aaaa:
+                        rdata = bytes.fromhex("20010db8") + bytes(8) + rdata
+                    answers += (
+                        b"\xc0\x0c" + qtype.to_bytes(2, "big") + b"\x00\x01"
+                        + (300 + 60 * a).to_bytes(4, "big") + len(rdata).to_bytes(2, "big")
+                        + rdata
+                    )  # fmt: skip
+                blobs.append(hdr + question + answers)
+    lens = np.array([len(b) for b in blobs], np.int64)
+    offs = np.cumsum(lens) - lens
+    return np.frombuffer(b"".join(blobs), np.uint8), offs, lens, len(names)
+
+
+DNS_BLOB, DNS_OFF, DNS_LEN, DNS_NAMES = _dns_templates()
 
 
 def _dns_class(rng: np.random.Generator, nf: int, span: float) -> tuple[Packets, Flows]:
@@ -437,11 +479,15 @@ def _dns_class(rng: np.random.Generator, nf: int, span: float) -> tuple[Packets,
     gap = np.select(
         [gk == 1, gk == 2, gk == 3], [rtt, np.full(n, 1.0), rng.exponential(30e-6, n)], 0.0
     )
-    qlen = rng.integers(28, 64, nf)[f]
-    alen = qlen + rng.integers(16, 420, n)
-    plen = np.where(direction == 0, qlen, alen)
+    ranks = np.arange(1, DNS_NAMES + 1, dtype=np.float64)
+    name = rng.choice(DNS_NAMES, nf, p=(1 / ranks) / (1 / ranks).sum())[f]
+    aaaa = np.where(pat[f] == 2, _DNS_AAAA[pat[f], pos], (rng.random(nf) < 0.2)[f])
+    nans = rng.choice(_DNS_MAX_ANSWERS + 1, nf, p=[0.05, 0.55, 0.2, 0.1, 0.1])[f]
+    k = np.where(direction == 0, 0, 1 + nans)
+    tid = (name * 2 + aaaa) * (_DNS_MAX_ANSWERS + 2) + k
     t0 = rng.uniform(0, span, nf)
-    pk = _udp_like(f, t0, gap, lengths, direction, plen)
+    pk = _udp_like(f, t0, gap, lengths, direction, DNS_LEN[tid])
+    pk.aux = tid.astype(np.uint16)
     return pk, _flows(rng, "udp_dns", nf, PROTO_UDP, np.full(nf, 53, np.uint16))
 
 
@@ -807,7 +853,26 @@ def _chunk_bytes(tr: Traffic, hosts: dict[str, np.ndarray], lo: int, hi: int, sn
             raw = rows.view(np.uint8).reshape(len(sel), width)
             dest = starts[m][:, None] + np.arange(width)
             buf[dest] = raw
+    _write_dns(tr, buf, idx, starts, rec, v6, fl.cls[f] == list(CLASS_RATES).index("udp_dns"))
     return buf, ends
+
+
+def _write_dns(tr: Traffic, buf: np.ndarray, idx: I64, starts: I64, rec: I64, v6: Array,
+               dns: Array) -> None:  # fmt: skip
+    """Copy DNS template payloads into their records and patch the transaction ids."""
+    if not dns.any():
+        return
+    sel = idx[dns]
+    tid = tr.pk.aux[sel].astype(np.int64)
+    pay = starts[dns] + 16 + ETH_LEN + np.where(v6[dns], IP6_LEN, IP4_LEN) + 8
+    n = np.minimum(DNS_LEN[tid], starts[dns] + rec[dns] - pay)  # snaplen may cut it
+    pos = _positions(n)
+    buf[np.repeat(pay, n) + pos] = DNS_BLOB[np.repeat(DNS_OFF[tid], n) + pos]
+    fid = tr.pk.fid[sel]
+    aaaa = (tid // (_DNS_MAX_ANSWERS + 2)) % 2
+    txid = (fid * 40503 + aaaa) & 0xFFFF
+    buf[pay] = (txid >> 8).astype(np.uint8)
+    buf[pay + 1] = (txid & 0xFF).astype(np.uint8)
 
 
 @dataclass
@@ -936,12 +1001,9 @@ def format_summary(s: Summary) -> str:
         f"wrote {s.path}: {s.packets:,} packets, {s.flows:,} flows, "
         f"{s.file_bytes / mib:,.0f} MiB file, {s.wire_bytes / mib:,.0f} MiB on the wire, "
         f"span {s.span_s:.1f} s ({s.seconds:.1f} s to generate)",
-        "  flows by protocol:   "
-        + ", ".join(f"{k} {v:,}" for k, v in s.flows_by_proto.items()),
-        "  packets by protocol: "
-        + ", ".join(f"{k} {v:,}" for k, v in s.packets_by_proto.items()),
-        "  flows by class:      "
-        + ", ".join(f"{k} {v:,}" for k, v in s.flows_by_class.items()),
+        "  flows by protocol:   " + ", ".join(f"{k} {v:,}" for k, v in s.flows_by_proto.items()),
+        "  packets by protocol: " + ", ".join(f"{k} {v:,}" for k, v in s.packets_by_proto.items()),
+        "  flows by class:      " + ", ".join(f"{k} {v:,}" for k, v in s.flows_by_class.items()),
         f"  IPv6: {s.ipv6_flows:,} flows, {s.ipv6_packets:,} packets; "
         f"flows <= 10 packets: {s.short_flows_le10:,}; >= 1000 packets: "
         f"{s.long_flows_ge1000:,} (largest {s.max_flow_packets:,}); "

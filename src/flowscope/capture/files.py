@@ -6,7 +6,9 @@ it, and hands out batches whose ``data`` is a view of that buffer. A record cut
 by the end of a chunk is copied to the start of the next one, so a packet is
 never split across batches, and memory stays bounded by the chunk size whatever
 the file size. Each chunk is a fresh buffer, so batches a consumer keeps stay
-valid after the reader moves on.
+valid after the reader moves on. (Reusing buffers would save the page faults of
+a fresh one, but telling whether a consumer still holds a view of the old one
+is not reliable, and a wrong guess would silently corrupt its packets.)
 
 Bad input never crashes or hangs the reader. Problems found while opening (not a
 capture, unreadable header, unsupported version) raise :class:`CaptureError`;
@@ -33,13 +35,16 @@ from flowscope.capture.batch import PacketBatch
 from flowscope.errors import CaptureError
 
 DEFAULT_BATCH_PACKETS = 262144
-# Large enough that per-chunk overhead (a kernel call, a buffer allocation) is
-# negligible, small enough to keep memory modest; always at least one record.
-DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
+# Bytes read per step. Large enough that per-chunk overhead (kernel calls, a fresh
+# buffer) is negligible, small enough that the reader's footprint stays modest:
+# about two chunks, the one being parsed and the one the consumer's last batch
+# still views. A chunk is grown when a single record is bigger (pcapng blocks of
+# up to 16 MiB), never beyond that.
+DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 # Compressed bytes read per step and decompressed bytes produced per zlib call:
 # they bound the temporary objects the gzip path creates.
 _GZIP_IN_CHUNK = 1024 * 1024
-_GZIP_OUT_STEP = 4 * 1024 * 1024
+_GZIP_OUT_STEP = 1024 * 1024
 MAX_ERRORS = 8
 # Smallest record of each format: bounds how many packets a buffer can hold.
 _MIN_PCAPNG_PACKET_BLOCK = 16
@@ -99,7 +104,8 @@ class ReaderStats:
     pcapng blocks without packets that were ignored (name resolution, statistics,
     decryption secrets, custom, unknown). ``spb_no_timestamp``: packets from pcapng
     Simple Packet Blocks, which have no timestamp and got the previous packet's.
-    ``errors``: a few deduplicated messages describing the problems met.
+    ``errors``: a few deduplicated messages describing the problems met (without
+    the file name, which the caller knows).
     """
 
     records: int = 0
@@ -505,12 +511,13 @@ class CaptureReader:
             # ST_NEED_MORE: the record at pos continues beyond what we have.
             if eof:
                 if self._src.error:
-                    self._note(f"{self.path}: {self._src.error}")
+                    self._note(self._src.error)
                 if pos < fill:
                     self.stats.truncated_records += 1
+                    why = "" if self._src.error else "; file cut short?"
                     self._note(
-                        f"{self.path}: last record at {self._where(base + pos)} is truncated "
-                        f"({fill - pos} of {need} bytes); file cut short?"
+                        f"last record at {self._where(base + pos)} is truncated "
+                        f"({fill - pos} of {need} bytes){why}"
                     )
                 return
             tail = buf[pos:fill]
@@ -593,7 +600,7 @@ class CaptureReader:
         if new.any():
             for reason in np.flatnonzero(new):
                 where = self._where(base + int(self._err_off[reason]))
-                self._note(f"{self.path}: {_PCAPNG_REASONS[int(reason)]} (first at {where})")
+                self._note(f"{_PCAPNG_REASONS[int(reason)]} (first at {where})")
             self._reported |= new
         batch = None
         if n:
@@ -620,7 +627,7 @@ class CaptureReader:
                 buf[pos + 8 : pos + 12].tobytes(), "big" if self._big else "little"
             )
             self._note(
-                f"{self.path}: record at {self._where(base + pos)} has impossible captured "
+                f"record at {self._where(base + pos)} has impossible captured "
                 f"length {caplen} (max {_pcap.MAX_CAPLEN}); stopped reading"
             )
 

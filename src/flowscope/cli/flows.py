@@ -7,6 +7,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,25 +29,35 @@ def sample_capture() -> Path:
 
 
 def flows(
-    captures: list[Path] = typer.Argument(
-        None, help="pcap/pcapng files (gzip welcome). Default: the sample capture shipped."
-    ),
-    output: str | None = typer.Option(
-        None, "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or '-' for stdout CSV."
-    ),
-    fmt: str | None = typer.Option(
-        None, "--format", help=f"Output format: {', '.join(FORMATS)} (default: from -o)."
-    ),
-    dialect: str = typer.Option(
-        "flowscope", "--dialect", help=f"Column names: {', '.join(DIALECTS)}."
-    ),
-    idle_timeout: float = typer.Option(120.0, help="Seconds without packets that end a flow."),
-    active_timeout: float = typer.Option(3600.0, help="Seconds after which a long flow is split."),
-    max_flows: int = typer.Option(1_000_000, help="Open-flow limit; the oldest is evicted beyond."),
-    progress: bool | None = typer.Option(
-        None, "--progress/--no-progress", help="Progress bar (default: on for large inputs)."
-    ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary."),
+    captures: Annotated[
+        list[Path] | None,
+        typer.Argument(help="pcap/pcapng files (gzip welcome). Default: the shipped sample."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help="Output .csv, .parquet or .jsonl; '-' = stdout CSV."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help=f"Output format: {', '.join(FORMATS)} (default: from -o)."),
+    ] = None,
+    dialect: Annotated[
+        str, typer.Option("--dialect", help=f"Column names: {', '.join(DIALECTS)}.")
+    ] = "flowscope",
+    idle_timeout: Annotated[
+        float, typer.Option(help="Seconds without packets that end a flow.")
+    ] = 120.0,
+    active_timeout: Annotated[
+        float, typer.Option(help="Seconds after which a long flow is split.")
+    ] = 3600.0,
+    max_flows: Annotated[
+        int, typer.Option(help="Open-flow limit; the least recently queued flow is evicted.")
+    ] = 1_000_000,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: large inputs)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
 ) -> None:
     """Meter bidirectional flows and write their features."""
     paths = list(captures) if captures else [sample_capture()]
@@ -68,10 +79,9 @@ def flows(
             task = bar.add_task("reading", total=total or None)
             for path in paths:
                 bar.update(task, description=path.name)
-                for table in extract_capture(
-                    path, config, summary, lambda n: bar.advance(task, n)
-                ):
-                    summary.end_reasons.update(table.column("end_reason").to_pylist())
+                for table in extract_capture(path, config, summary, lambda n: bar.advance(task, n)):
+                    for item in table.column("end_reason").value_counts().to_pylist():
+                        summary.end_reasons[item["values"]] += item["counts"]
                     if writer is not None:
                         writer.write(table)
         if writer is not None and writer.rows == 0:

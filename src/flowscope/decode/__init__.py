@@ -24,9 +24,9 @@ class DecodedBatch:
 
     def status_counts(self) -> npt.NDArray[np.int64]:
         """Packets per status code (index = code), for the reader's summary."""
-        return np.bincount(
-            self.fields[:, layout.DEC_STATUS], minlength=layout.SKIP_NCODES
-        ).astype(np.int64)
+        return np.bincount(self.fields[:, layout.DEC_STATUS], minlength=layout.SKIP_NCODES).astype(
+            np.int64
+        )
 
 
 def decode(batch: PacketBatch) -> DecodedBatch:

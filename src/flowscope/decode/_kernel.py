@@ -215,7 +215,9 @@ def _transport(
 
 
 @njit(cache=True)
-def _ipv4(d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray) -> int:
+def _ipv4(
+    d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
+) -> int:
     if pos + 20 > end:
         return SKIP_TRUNC_IP
     if d[pos] >> 4 != 4:
@@ -257,7 +259,9 @@ def _ipv4(d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, add
 
 
 @njit(cache=True)
-def _ipv6(d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray) -> int:
+def _ipv6(
+    d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
+) -> int:
     if pos + 40 > end:
         return SKIP_TRUNC_IP
     if d[pos] >> 4 != 6:
@@ -321,6 +325,49 @@ def _ipv6(d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, add
 
 
 @njit(cache=True)
+def decode_one(
+    data: np.ndarray, start: int, caplen: int, wirelen: int, ts: int, linktype: int,
+    row: np.ndarray, a: np.ndarray,
+) -> int:  # fmt: skip
+    """Decode one packet into ``row`` (DEC_NCOLS) and ``a`` (4 addresses); returns status."""
+    for c in range(row.shape[0]):
+        row[c] = 0
+    row[DEC_ICMP_TYPE] = -1
+    row[DEC_ICMP_CODE] = -1
+    row[DEC_FRAG] = FRAG_NONE
+    row[DEC_WIRELEN] = wirelen
+    row[DEC_TS] = ts
+    for c in range(4):
+        a[c] = 0
+    end = start + caplen
+    if start < 0 or caplen < 0 or end > data.shape[0]:
+        row[DEC_STATUS] = SKIP_TRUNC_LINK
+        return SKIP_TRUNC_LINK
+    # Where the frame would end on the wire, for headers that say "length 0".
+    wire_end = start + max(wirelen, caplen)
+    st, kind, pos = _link_step(data, start, end, linktype, row)
+    if st == OK:
+        if kind == _NET_GUESS:
+            if pos >= end:
+                st = SKIP_TRUNC_IP
+            else:
+                ver = data[pos] >> 4
+                if ver == 4:
+                    kind = _NET_IPV4
+                elif ver == 6:
+                    kind = _NET_IPV6
+                else:
+                    st = SKIP_BAD_IP
+        if st == OK:
+            if kind == _NET_IPV4:
+                st = _ipv4(data, pos, end, wire_end, row, a)
+            else:
+                st = _ipv6(data, pos, end, wire_end, row, a)
+    row[DEC_STATUS] = st
+    return st
+
+
+@njit(cache=True)
 def decode_into(
     data: np.ndarray,
     offset: np.ndarray,
@@ -332,44 +379,5 @@ def decode_into(
     addr: np.ndarray,
 ) -> None:
     """Decode every packet of a batch into ``dec`` (n × DEC_NCOLS) and ``addr`` (n × 4)."""
-    n = offset.shape[0]
-    nbuf = data.shape[0]
-    for i in range(n):
-        row = dec[i]
-        for c in range(row.shape[0]):
-            row[c] = 0
-        row[DEC_ICMP_TYPE] = -1
-        row[DEC_ICMP_CODE] = -1
-        row[DEC_FRAG] = FRAG_NONE
-        row[DEC_WIRELEN] = wirelen[i]
-        row[DEC_TS] = ts_ns[i]
-        a = addr[i]
-        for c in range(4):
-            a[c] = 0
-        start = offset[i]
-        end = start + caplen[i]
-        if start < 0 or caplen[i] < 0 or end > nbuf:
-            row[DEC_STATUS] = SKIP_TRUNC_LINK
-            continue
-        # Where the frame would end on the wire, for headers that say "length 0".
-        wire_end = start + max(wirelen[i], caplen[i])
-        st, kind, pos = _link_step(data, start, end, linktype[i], row)
-        if st != OK:
-            row[DEC_STATUS] = st
-            continue
-        if kind == _NET_GUESS:
-            if pos >= end:
-                row[DEC_STATUS] = SKIP_TRUNC_IP
-                continue
-            ver = data[pos] >> 4
-            if ver == 4:
-                kind = _NET_IPV4
-            elif ver == 6:
-                kind = _NET_IPV6
-            else:
-                row[DEC_STATUS] = SKIP_BAD_IP
-                continue
-        if kind == _NET_IPV4:
-            row[DEC_STATUS] = _ipv4(data, pos, end, wire_end, row, a)
-        else:
-            row[DEC_STATUS] = _ipv6(data, pos, end, wire_end, row, a)
+    for i in range(offset.shape[0]):
+        decode_one(data, offset[i], caplen[i], wirelen[i], ts_ns[i], linktype[i], dec[i], addr[i])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from flowscope.decode._kernel import decode_one
 from flowscope.decode.layout import (
     ADDR_DST_HI,
     ADDR_DST_LO,
@@ -71,6 +72,7 @@ from flowscope.flows.state import (
     F_FWD_IAT,
     F_FWD_LEN,
     F_IDLE,
+    F_NCOLS,
     I_ACTIVE_END,
     I_ACTIVE_START,
     I_BWD_ACT_DATA,
@@ -118,6 +120,7 @@ from flowscope.flows.state import (
     I_IPVER,
     I_LAST_TS,
     I_PROTO,
+    I_QUEUE_TS,
     I_SPORT,
     I_SUBFLOWS,
     I_TCP_STATE,
@@ -362,7 +365,7 @@ def _new_flow(
     meta[M_FREE] = nxt[s]
     I[s, :] = 0
     F[s, :] = 0.0
-    for base in range(F_FWD_LEN, F_IDLE + 1, 5):
+    for base in range(0, F_NCOLS, 5):
         F[s, base + W_MIN] = np.inf
         F[s, base + W_MAX] = -np.inf
     I[s, I_PROTO] = proto
@@ -373,6 +376,7 @@ def _new_flow(
     I[s, I_FIRST_TS] = ts
     I[s, I_LAST_TS] = ts
     I[s, I_CONN_START] = conn_start
+    I[s, I_QUEUE_TS] = ts
     I[s, I_ACTIVE_START] = ts
     I[s, I_ACTIVE_END] = ts
     I[s, I_FWD_INIT_WIN] = -1
@@ -533,20 +537,37 @@ def _expire_idle(
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray, room: int,
 ) -> bool:  # fmt: skip
-    """Close flows idle longer than ``idle`` ns; False if the output filled up first."""
+    """Close flows idle longer than ``idle`` ns; False if the output filled up first.
+
+    The expiry list is ordered by queue time, not by last activity: packets do not
+    move their flow (that would cost three random memory writes per packet). A flow
+    reaching the head that was active since it was queued is re-queued instead, so
+    each flow is looked at about once per idle timeout. Exact flow boundaries do not
+    depend on this: a packet arriving after its flow's idle timeout always starts a
+    new flow (see _meter_one).
+    """
     limit = out_I.shape[0] - room
     while True:
         h = meta[M_HEAD]
-        if h < 0 or now - I[h, I_LAST_TS] <= idle:
+        if h < 0 or now - I[h, I_QUEUE_TS] <= idle:
             return True
+        if now - I[h, I_LAST_TS] <= idle:
+            _lru_unlink(h, prev, nxt, meta)
+            _lru_append(h, prev, nxt, meta)
+            I[h, I_QUEUE_TS] = now
+            continue
         if meta[M_NOUT] >= limit:
             return False
-        reason = END_IDLE
-        if I[h, I_PROTO] == 6 and (I[h, I_TCP_STATE] & (TCP_FWD_FIN | TCP_BWD_FIN)) == (
-            TCP_FWD_FIN | TCP_BWD_FIN
-        ):
-            reason = END_FIN  # both sides closed; only the final ACK never came
-        _finish(h, reason, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        _finish(h, _idle_reason(I, h), I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+
+
+@njit(cache=True, inline="always")
+def _idle_reason(I: np.ndarray, s: int) -> int:
+    """'fin' for a TCP flow both sides had closed (only the final ACK never came)."""
+    both = TCP_FWD_FIN | TCP_BWD_FIN
+    if I[s, I_PROTO] == 6 and (I[s, I_TCP_STATE] & both) == both:
+        return END_FIN
+    return END_IDLE
 
 
 @njit(cache=True)
@@ -578,140 +599,189 @@ def flush_all(
 
 
 @njit(cache=True)
-def meter_packets(
+def _meter_one(
+    row: np.ndarray, a: np.ndarray,
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
+    counters: np.ndarray, frag: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> bool:  # fmt: skip
+    """Add one decoded packet; False if idle expiry filled the output first (retry later)."""
+    idle = params[P_IDLE]
+    active = params[P_ACTIVE]
+    max_flows = params[P_MAX_FLOWS]
+    fmask = frag.shape[0] - 1
+    ts = row[DEC_TS]
+    if meta[M_STARTED] == 0 or ts > meta[M_NOW]:
+        meta[M_NOW] = ts
+        meta[M_STARTED] = 1
+    if not _expire_idle(meta[M_NOW], idle, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 2):
+        return False
+    s_hi = a[ADDR_SRC_HI]
+    s_lo = a[ADDR_SRC_LO]
+    d_hi = a[ADDR_DST_HI]
+    d_lo = a[ADDR_DST_LO]
+    proto = row[DEC_PROTO]
+    sport = row[DEC_SPORT]
+    dport = row[DEC_DPORT]
+
+    fstate = row[DEC_FRAG]
+    if fstate != 0:
+        fk = np.uint64(proto) << np.uint64(32) | np.uint64(row[DEC_IP_ID])
+        fh = _mix(_mix(_mix(fk, s_lo), d_lo), s_hi ^ d_hi) & np.uint64(fmask)
+        fr = frag[fh]
+        if fstate == FRAG_FIRST:
+            fr[0] = s_hi
+            fr[1] = s_lo
+            fr[2] = d_hi
+            fr[3] = d_lo
+            fr[4] = fk
+            fr[5] = np.uint64(sport)
+            fr[6] = np.uint64(dport)
+            fr[7] = np.uint64(ts)
+        elif (
+            fr[4] == fk
+            and fr[1] == s_lo
+            and fr[3] == d_lo
+            and fr[0] == s_hi
+            and fr[2] == d_hi
+            and np.int64(fr[7]) <= ts
+            and ts - np.int64(fr[7]) <= params[P_FRAG_TIMEOUT]
+        ):
+            sport = np.int64(fr[5])
+            dport = np.int64(fr[6])
+            counters[C_FRAGMENTS] += 1
+        else:
+            row[DEC_STATUS] = SKIP_ORPHAN_FRAGMENT
+            counters[C_ORPHAN_FRAGS] += 1
+            return True
+
+    h = flow_hash(proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+    s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+    flags = row[DEC_FLAGS] if proto == 6 and fstate != FRAG_LATER else 0
+    conn_start = ts
+    pkt_fwd = True  # direction of this packet in the flow it ends up in
+    if s >= 0:
+        tstate = I[s, I_TCP_STATE]
+        if ts - I[s, I_LAST_TS] > idle:
+            # Idle timeout, decided here so boundaries do not depend on expiry timing.
+            _finish(s, _idle_reason(I, s), I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            s = -1
+        elif ts - I[s, I_FIRST_TS] > active:
+            # Active timeout: close and continue the connection in a new flow that
+            # keeps the original orientation.
+            conn_start = I[s, I_CONN_START]
+            if not fwd:
+                s_hi, d_hi = d_hi, s_hi
+                s_lo, d_lo = d_lo, s_lo
+                sport, dport = dport, sport
+                pkt_fwd = False
+            _finish(s, END_ACTIVE, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            s = -1
+        elif proto == 6 and (flags & 0x12) == 0x02 and (tstate & (TCP_FWD_FIN | TCP_BWD_FIN)):
+            # A fresh SYN on a connection that was closing: the port pair is reused.
+            _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            s = -1
+        if s < 0:
+            s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+    if s < 0:
+        if meta[M_ACTIVE] >= max_flows or meta[M_FREE] < 0:
+            _finish(meta[M_HEAD], END_EVICTED, I, F, K, index, prev, nxt, meta,
+                    out_I, out_F, out_K)  # fmt: skip
+            counters[C_EVICTED] += 1
+            s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+        s = _new_flow(
+            I, F, K, index, pos, h, proto, row[DEC_IPVER], s_hi, s_lo, sport,
+            d_hi, d_lo, dport, ts, conn_start, row[DEC_VLAN], prev, nxt, meta,
+        )  # fmt: skip
+        fwd = pkt_fwd
+        counters[C_FLOWS] += 1
+
+    _update(I, F, s, fwd, row, ts, params, counters)
+    counters[C_PACKETS] += 1
+
+    if proto == 6 and fstate != FRAG_LATER:
+        tstate = I[s, I_TCP_STATE]
+        both = TCP_FWD_FIN | TCP_BWD_FIN
+        if flags & 0x04:
+            I[s, I_TCP_STATE] = tstate | TCP_RST
+            _finish(s, END_RST, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        elif flags & 0x01:
+            I[s, I_TCP_STATE] = tstate | (TCP_FWD_FIN if fwd else TCP_BWD_FIN)
+        elif (tstate & both) == both and (flags & 0x10) and row[DEC_PAYLOAD_LEN] == 0:
+            _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+    return True
+
+
+@njit(cache=True, inline="always")
+def _must_pause(meta: np.ndarray, params: np.ndarray, out_cap: int) -> bool:
+    """Output nearly full (one packet can end two flows) or the table needs to grow."""
+    if meta[M_NOUT] + 2 > out_cap:
+        return True
+    return meta[M_FREE] < 0 and meta[M_ACTIVE] < params[P_MAX_FLOWS]
+
+
+@njit(cache=True)
+def meter_decoded(
     dec: np.ndarray, addr: np.ndarray, start: int,
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
     counters: np.ndarray, frag: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
 ) -> int:  # fmt: skip
-    """Meter packets ``start..`` of a decoded batch; returns where it stopped.
+    """Meter rows ``start..`` of a decoded batch; returns where it stopped.
 
     It stops early when the output buffer has room for fewer than two more finished
-    flows (one packet can end at most two: an active-timeout split and a FIN/RST), or
-    when the table has no free slot but may still grow.
+    flows, or when the table has no free slot but may still grow; the caller drains
+    or grows, then calls again from the returned index.
     """
     n = dec.shape[0]
-    idle = params[P_IDLE]
-    active = params[P_ACTIVE]
-    max_flows = params[P_MAX_FLOWS]
     out_cap = out_I.shape[0]
-    fmask = frag.shape[0] - 1
     i = start
     while i < n:
         row = dec[i]
         if row[DEC_STATUS] != OK:
             i += 1
             continue
-        if meta[M_NOUT] + 2 > out_cap:
+        if _must_pause(meta, params, out_cap):
             return i
-        if meta[M_FREE] < 0 and meta[M_ACTIVE] < max_flows:
-            return i  # the caller grows the table, then calls again
-        ts = row[DEC_TS]
-        if meta[M_STARTED] == 0 or ts > meta[M_NOW]:
-            meta[M_NOW] = ts
-            meta[M_STARTED] = 1
-        if not _expire_idle(
-            meta[M_NOW], idle, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 2
+        if not _meter_one(
+            row, addr[i], I, F, K, index, prev, nxt, meta, params, counters, frag,
+            out_I, out_F, out_K,
+        ):  # fmt: skip
+            return i
+        i += 1
+    return n
+
+
+@njit(cache=True)
+def meter_raw(
+    data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
+    ts_ns: np.ndarray, linktype: np.ndarray, start: int, status_counts: np.ndarray,
+    row: np.ndarray, a: np.ndarray,
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
+    counters: np.ndarray, frag: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> int:  # fmt: skip
+    """Decode and meter packets ``start..`` of a raw batch in one pass (the fast path).
+
+    Fusing the two steps keeps each packet's header fields in a scratch row in cache
+    instead of writing and re-reading a decoded matrix. Every packet is counted once in
+    ``status_counts`` by status (OK or a SKIP_* reason). Stops early like
+    :func:`meter_decoded`.
+    """
+    n = offset.shape[0]
+    out_cap = out_I.shape[0]
+    i = start
+    while i < n:
+        if _must_pause(meta, params, out_cap):
+            return i
+        st = decode_one(data, offset[i], caplen[i], wirelen[i], ts_ns[i], linktype[i], row, a)
+        if st == OK and not _meter_one(
+            row, a, I, F, K, index, prev, nxt, meta, params, counters, frag, out_I, out_F, out_K
         ):
             return i
-        a = addr[i]
-        s_hi = a[ADDR_SRC_HI]
-        s_lo = a[ADDR_SRC_LO]
-        d_hi = a[ADDR_DST_HI]
-        d_lo = a[ADDR_DST_LO]
-        proto = row[DEC_PROTO]
-        sport = row[DEC_SPORT]
-        dport = row[DEC_DPORT]
-
-        fstate = row[DEC_FRAG]
-        if fstate != 0:
-            fk = np.uint64(proto) << np.uint64(32) | np.uint64(row[DEC_IP_ID])
-            fh = _mix(_mix(_mix(fk, s_lo), d_lo), s_hi ^ d_hi) & np.uint64(fmask)
-            fr = frag[fh]
-            if fstate == FRAG_FIRST:
-                fr[0] = s_hi
-                fr[1] = s_lo
-                fr[2] = d_hi
-                fr[3] = d_lo
-                fr[4] = fk
-                fr[5] = np.uint64(sport)
-                fr[6] = np.uint64(dport)
-                fr[7] = np.uint64(ts)
-            elif (
-                fr[4] == fk
-                and fr[1] == s_lo
-                and fr[3] == d_lo
-                and fr[0] == s_hi
-                and fr[2] == d_hi
-                and np.int64(fr[7]) <= ts
-                and ts - np.int64(fr[7]) <= params[P_FRAG_TIMEOUT]
-            ):
-                sport = np.int64(fr[5])
-                dport = np.int64(fr[6])
-                counters[C_FRAGMENTS] += 1
-            else:
-                row[DEC_STATUS] = SKIP_ORPHAN_FRAGMENT
-                counters[C_ORPHAN_FRAGS] += 1
-                i += 1
-                continue
-
-        h = flow_hash(proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
-        s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
-        flags = row[DEC_FLAGS] if proto == 6 and fstate != FRAG_LATER else 0
-        conn_start = ts
-        pkt_fwd = True  # direction of this packet in the flow it ends up in
-        if s >= 0:
-            tstate = I[s, I_TCP_STATE]
-            if ts - I[s, I_FIRST_TS] > active:
-                # Active timeout: close and continue the connection in a new flow that
-                # keeps the original orientation.
-                conn_start = I[s, I_CONN_START]
-                if not fwd:
-                    s_hi, d_hi = d_hi, s_hi
-                    s_lo, d_lo = d_lo, s_lo
-                    sport, dport = dport, sport
-                    pkt_fwd = False
-                _finish(s, END_ACTIVE, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
-                s = -1
-            elif proto == 6 and (flags & 0x12) == 0x02 and (tstate & (TCP_FWD_FIN | TCP_BWD_FIN)):
-                # A fresh SYN on a connection that was closing: the port pair is reused.
-                _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
-                s = -1
-            if s < 0:
-                s, pos, fwd = _index_find(
-                    index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
-                )
-        if s < 0:
-            if meta[M_ACTIVE] >= max_flows or meta[M_FREE] < 0:
-                _finish(meta[M_HEAD], END_EVICTED, I, F, K, index, prev, nxt, meta,
-                        out_I, out_F, out_K)  # fmt: skip
-                counters[C_EVICTED] += 1
-                s, pos, fwd = _index_find(
-                    index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
-                )
-            s = _new_flow(
-                I, F, K, index, pos, h, proto, row[DEC_IPVER], s_hi, s_lo, sport,
-                d_hi, d_lo, dport, ts, conn_start, row[DEC_VLAN], prev, nxt, meta,
-            )  # fmt: skip
-            fwd = pkt_fwd
-            counters[C_FLOWS] += 1
-        else:
-            _lru_unlink(s, prev, nxt, meta)
-            _lru_append(s, prev, nxt, meta)
-
-        _update(I, F, s, fwd, row, ts, params, counters)
-        counters[C_PACKETS] += 1
-
-        if proto == 6 and fstate != FRAG_LATER:
-            tstate = I[s, I_TCP_STATE]
-            both = TCP_FWD_FIN | TCP_BWD_FIN
-            if flags & 0x04:
-                I[s, I_TCP_STATE] = tstate | TCP_RST
-                _finish(s, END_RST, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
-            elif flags & 0x01:
-                I[s, I_TCP_STATE] = tstate | (TCP_FWD_FIN if fwd else TCP_BWD_FIN)
-            elif (tstate & both) == both and (flags & 0x10) and row[DEC_PAYLOAD_LEN] == 0:
-                _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        status_counts[row[DEC_STATUS]] += 1  # the meter may have set SKIP_ORPHAN_FRAGMENT
         i += 1
     return n

@@ -63,12 +63,14 @@ def warm_up() -> tuple[float, bool]:
     meter = FlowMeter(MeterConfig(max_flows=4))
     for _ in meter.update(decode(batch)):
         pass
+    for _ in meter.update_raw(batch):
+        pass
     for _ in meter.flush():
         pass
     for _ in meter.expire(10**12):
         pass
     misses = 0
-    for fn in (decode_into, kern.meter_packets, kern.flush_all, kern.expire_idle):
+    for fn in (decode_into, kern.meter_decoded, kern.meter_raw, kern.flush_all, kern.expire_idle):
         misses += sum(fn.stats.cache_misses.values())
     return time.perf_counter() - t0, misses == 0
 
@@ -88,21 +90,18 @@ def extract_capture(
         meter = FlowMeter(config)
         summary.captures += 1
 
+        names = pa.array([name], pa.string())
+
         def table(records: FlowRecords) -> pa.Table:
             t = compute_features(records)
-            return t.append_column("capture", pa.array([name] * t.num_rows, pa.string()))
+            idx = pa.array(np.zeros(t.num_rows, dtype=np.int32))
+            capture = pa.DictionaryArray.from_arrays(idx, names).dictionary_decode()
+            return t.append_column("capture", capture)
 
         last_pos = 0
         for batch in reader.batches():
-            dec = decode(batch)
-            for records in meter.update(dec):
+            for records in meter.update_raw(batch):
                 yield table(records)
-            counts = np.bincount(dec.fields[:, L.DEC_STATUS], minlength=L.SKIP_NCODES)
-            for code, reason in L.SKIP_REASONS.items():
-                if counts[code]:
-                    summary.skipped[reason] += int(counts[code])
-                    if code in L.MALFORMED_REASONS:
-                        summary.malformed += int(counts[code])
             summary.packets_read += len(batch)
             if progress is not None:
                 pos = reader.position
@@ -110,6 +109,12 @@ def extract_capture(
                 last_pos = pos
         for records in meter.flush():
             yield table(records)
+        counts = meter.status_counts
+        for code, reason in L.SKIP_REASONS.items():
+            if counts[code]:
+                summary.skipped[reason] += int(counts[code])
+                if code in L.MALFORMED_REASONS:
+                    summary.malformed += int(counts[code])
         st = reader.stats
         summary.bytes_read += st.bytes_read
         summary.truncated_records += st.truncated_records

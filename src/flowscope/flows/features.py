@@ -1,12 +1,10 @@
 """Finished-flow accumulators → a feature table (pyarrow), vectorised over flows.
 
-Addresses and flow ids are formatted with pyarrow compute kernels, so even the
-string columns cost no Python object per flow for IPv4.
+Addresses and timestamps are formatted by compiled kernels and flow ids joined by
+pyarrow, so no column costs a Python object per flow.
 """
 
 from __future__ import annotations
-
-import ipaddress
 
 import numpy as np
 import numpy.typing as npt
@@ -14,44 +12,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.flows import state as S
+from flowscope.flows._format import format_ips, format_times
 from flowscope.flows.meter import FlowRecords
 from flowscope.flows.registry import EXTRAS, FEATURES, FlowView
 
-_V4_PREFIX = np.uint64(0xFFFF00000000)
 _END_NAMES = pa.array([""] + [S.END_REASONS[k] for k in sorted(S.END_REASONS)], pa.string())
-
-
-def format_addresses(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> pa.Array:
-    """IPv4-mapped addresses as dotted quads, the rest in IPv6 notation."""
-    is_v4 = (hi == 0) & ((lo & np.uint64(0xFFFFFFFF00000000)) == _V4_PREFIX)
-    v4 = (lo & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    octets = [pc.cast(pa.array((v4 >> np.uint32(s)) & np.uint32(0xFF)), pa.string())
-              for s in (24, 16, 8, 0)]  # fmt: skip
-    dotted = pc.binary_join_element_wise(*octets, ".")
-    if bool(is_v4.all()):
-        return dotted
-    out = dotted.to_pylist()
-    for k in np.flatnonzero(~is_v4):
-        value = (int(hi[k]) << 64) | int(lo[k])
-        out[k] = str(ipaddress.IPv6Address(value))
-    return pa.array(out, pa.string())
-
-
-def _timestamps(ns: npt.NDArray[np.int64]) -> pa.Array:
-    """'YYYY-MM-DD HH:MM:SS.ffffff' in UTC, as CICFlowMeter writes its Timestamp column.
-
-    Arrow's %S prints the seconds with the array's (µs) fraction.
-    """
-    ts = pa.array(ns // 1000, pa.timestamp("us"))
-    return pc.strftime(ts, format="%Y-%m-%d %H:%M:%S", locale="C")
 
 
 def compute_features(records: FlowRecords) -> pa.Table:
     """All identifier, feature and extra columns for a set of finished flows."""
-    I, F, K = records.I, records.F, records.K  # noqa: E741
+    I, F, K = records.I, records.F, records.K
     view = FlowView(I, F)
-    src = format_addresses(K[:, S.K_SRC_HI], K[:, S.K_SRC_LO])
-    dst = format_addresses(K[:, S.K_DST_HI], K[:, S.K_DST_LO])
+    src = format_ips(K[:, S.K_SRC_HI], K[:, S.K_SRC_LO])
+    dst = format_ips(K[:, S.K_DST_HI], K[:, S.K_DST_LO])
     sport = I[:, S.I_SPORT].astype(np.int32)
     dport = I[:, S.I_DPORT].astype(np.int32)
     proto = I[:, S.I_PROTO].astype(np.int16)
@@ -61,7 +34,7 @@ def compute_features(records: FlowRecords) -> pa.Table:
     dp = pc.cast(pa.array(dport), pa.string())
     pr = pc.cast(pa.array(proto), pa.string())
     flow_id = pc.binary_join_element_wise(src, dst, sp, dp, pr, "-")
-    stamp = _timestamps(first)
+    stamp = format_times(first)
     reason_idx = np.clip(I[:, S.I_END_REASON], 0, len(_END_NAMES) - 1).astype(np.int8)
     reasons = pa.DictionaryArray.from_arrays(pa.array(reason_idx), _END_NAMES)
     cols: dict[str, pa.Array] = {

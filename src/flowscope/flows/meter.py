@@ -7,13 +7,15 @@ finished flows as :class:`FlowRecords` — raw accumulators that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from flowscope.capture.batch import PacketBatch
 from flowscope.decode import DecodedBatch
+from flowscope.decode import layout as L
 from flowscope.flows import _kernel as kern
 from flowscope.flows.state import F_NCOLS, I_NCOLS, K_NCOLS
 
@@ -55,7 +57,7 @@ class MeterConfig:
 class FlowRecords:
     """Finished flows as raw accumulators (rows of the state matrices)."""
 
-    I: npt.NDArray[np.int64]  # noqa: E741 - names mirror flowscope.flows.state
+    I: npt.NDArray[np.int64]
     F: npt.NDArray[np.float64]
     K: npt.NDArray[np.uint64]
 
@@ -118,6 +120,10 @@ class FlowMeter:
         self._out_I = np.empty((rows, I_NCOLS), dtype=np.int64)
         self._out_F = np.empty((rows, F_NCOLS), dtype=np.float64)
         self._out_K = np.empty((rows, K_NCOLS), dtype=np.uint64)
+        self._row = np.zeros(L.DEC_NCOLS, dtype=np.int64)
+        self._addr = np.zeros(L.ADDR_NCOLS, dtype=np.uint64)
+        self.status_counts = np.zeros(L.SKIP_NCODES, dtype=np.int64)
+        """Packets by decode status (index = code) seen by :meth:`update_raw`."""
         self._cap = 0
         self._peak = 0
         self._I = np.zeros((0, I_NCOLS), dtype=np.int64)
@@ -158,7 +164,7 @@ class FlowMeter:
         self._meta[kern.M_FREE] = old
         self._prev, self._next = prev, nxt
         size = 1
-        while size < 2 * new_cap:
+        while size < 8 * new_cap:
             size *= 2
         self._index = np.zeros(size, dtype=np.int64)
         kern.rebuild_index(self._index, self._I, self._prev, self._next, self._meta)
@@ -173,17 +179,36 @@ class FlowMeter:
         return FlowRecords(self._out_I[:n].copy(), self._out_F[:n].copy(), self._out_K[:n].copy())
 
     def update(self, batch: DecodedBatch) -> Iterator[FlowRecords]:
-        """Add a decoded batch; yields the flows that finished meanwhile."""
-        n = len(batch)
-        if n == 0:
-            return
-        start = 0
-        while start < n:
-            start = kern.meter_packets(
+        """Add an already decoded batch; yields the flows that finished meanwhile."""
+        yield from self._run(
+            len(batch),
+            lambda start: kern.meter_decoded(
                 batch.fields, batch.addr, start, self._I, self._F, self._K, self._index,
                 self._prev, self._next, self._meta, self._params, self._counters, self._frag,
                 self._out_I, self._out_F, self._out_K,
-            )  # fmt: skip
+            ),
+        )  # fmt: skip
+
+    def update_raw(self, batch: PacketBatch) -> Iterator[FlowRecords]:
+        """Decode and meter a raw batch in one compiled pass (the fast path).
+
+        Skipped packets are counted by reason in :attr:`status_counts`.
+        """
+        yield from self._run(
+            len(batch),
+            lambda start: kern.meter_raw(
+                batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns,
+                batch.linktype, start, self.status_counts, self._row, self._addr,
+                self._I, self._F, self._K, self._index, self._prev, self._next, self._meta,
+                self._params, self._counters, self._frag, self._out_I, self._out_F, self._out_K,
+            ),
+        )  # fmt: skip
+
+    def _run(self, n: int, step: Callable[[int], int]) -> Iterator[FlowRecords]:
+        """Call a kernel until all ``n`` packets are in; drain output and grow as it asks."""
+        start = 0
+        while start < n:
+            start = step(start)
             self._peak = max(self._peak, int(self._meta[kern.M_ACTIVE]))
             out = self._drain()
             if out is not None:
