@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import gen_capture
@@ -55,10 +55,14 @@ CIC_CUT = 100_000
 
 TARGET_PPS = 1_500_000
 TARGET_VS_NFSTREAM = 15.0
-# 4x the packets at the same concurrency must cost well under 4x the memory.
-TARGET_MEM_RATIO = 1.5
+# 4x the packets at about the same number of open flows must leave memory about flat.
+TARGET_MEM_RATIO = 1.25
 
 MIB = 1024 * 1024
+SCALE_MIXED_QUARTER = "mixed, first quarter"
+SCALE_MIXED = "mixed, whole"
+SCALE_LONG_QUARTER = "long-flow, first quarter"
+SCALE_LONG = "long-flow, whole"
 
 
 def log(msg: str) -> None:
@@ -77,6 +81,8 @@ class Measured:
 
     returncode: int
     wall_s: float
+    cpu_s: float  # user + system of the child and the descendants it waited for
+    load_before: float  # 1-min load average at start: other work on the box skews wall time
     maxrss_mib: float  # ru_maxrss of the child (largest process of its tree)
     tree_rss_mib: float  # peak of the sampled RSS sum over the process tree
     timed_out: bool
@@ -114,6 +120,7 @@ def measure(
     *,
     logs: Path,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
     cpu: int | None = 0,
     timeout: float = 3600.0,
     sample_every: float = 0.02,
@@ -123,16 +130,20 @@ def measure(
     Why ``os.wait4`` rather than ``subprocess.run``: it hands back the child's own
     rusage (``ru_maxrss`` is exact, not sampled) at the moment it is reaped, so the wall
     time ends exactly at exit. A sampler thread adds the tree-wide RSS sum that
-    ``ru_maxrss`` cannot give for multi-process tools.
+    ``ru_maxrss`` cannot give for multi-process tools. ``cwd`` defaults to the log
+    folder: NFStream's ``to_pandas()`` drops a temporary CSV into the working directory,
+    which must never be the repository.
     """
     logs.parent.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = logs.with_suffix(".out"), logs.with_suffix(".err")
+    # Not with_suffix: log names contain dots ("fs-capture.pcap-0").
+    out_path, err_path = logs.parent / f"{logs.name}.out", logs.parent / f"{logs.name}.err"
 
     def pin() -> None:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 
     with out_path.open("wb") as out, err_path.open("wb") as err:
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [str(c) for c in cmd],
@@ -140,6 +151,7 @@ def measure(
             stderr=err,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=cwd or logs.parent,
             preexec_fn=pin,
             start_new_session=True,  # own process group: a timeout kills the whole tree
         )
@@ -174,6 +186,8 @@ def measure(
     return Measured(
         returncode=proc.returncode,
         wall_s=wall,
+        cpu_s=ru.ru_utime + ru.ru_stime,
+        load_before=load,
         maxrss_mib=ru.ru_maxrss / 1024,  # Linux reports KiB
         tree_rss_mib=peak[0] / 1024,
         timed_out=timed_out[0],
@@ -198,10 +212,13 @@ class Row:
     status: str = "ok"  # ok | not available | failed | timeout
     note: str = ""
     wall_s: float | None = None
+    cpu_s: float | None = None
+    load_before: float | None = None
     peak_rss_mib: float | None = None
     maxrss_mib: float | None = None
     tree_rss_mib: float | None = None
     flows: int | None = None
+    open_flows: int | None = None  # most flows open at once in the input (generator's count)
     runs: list[float] = field(default_factory=list)
 
     @property
@@ -214,6 +231,8 @@ class Row:
 
     def fill(self, m: Measured) -> None:
         self.wall_s = m.wall_s
+        self.cpu_s = m.cpu_s
+        self.load_before = m.load_before
         self.peak_rss_mib = m.peak_rss_mib
         self.maxrss_mib = m.maxrss_mib
         self.tree_rss_mib = m.tree_rss_mib
@@ -251,6 +270,42 @@ class Results:
         return d
 
 
+@dataclass
+class ScaleInput:
+    """One capture of the memory-scaling table and how many flows a meter holds in it."""
+
+    kind: str
+    path: Path
+    packets: int
+    open_flows: int | None
+
+    @classmethod
+    def of(cls, meta: dict[str, object], cut: int | None, kind: str) -> ScaleInput:
+        """The whole capture described by ``meta`` (cut None) or its first ``cut`` packets."""
+        cuts: dict[str, str] = meta.get("cuts", {})  # type: ignore[assignment]
+        stats: dict[str, dict[str, int]] = meta.get("cut_stats", {})  # type: ignore[assignment]
+        if cut is not None and str(cut) in cuts:
+            st = stats.get(str(cut), {})
+            return cls(kind, Path(cuts[str(cut)]), cut, st.get("peak_open_flows_idle_timeout"))
+        return cls(
+            kind,
+            Path(str(meta["path"])),
+            int(_num(meta["packets"])),
+            int(_num(meta["peak_open_flows_idle_timeout"])),
+        )
+
+    def row(self, tool: str, status: str = "ok", note: str = "") -> Row:
+        r = Row(tool, self.kind, self.path.name, self.packets, status, note)
+        r.open_flows = self.open_flows
+        return r
+
+    def adopt(self, measured: Row) -> Row:
+        """A copy of a measured row relabelled for the scaling table."""
+        r = replace(measured, config=self.kind)
+        r.open_flows = self.open_flows
+        return r
+
+
 def _tail(text: str, n: int = 400) -> str:
     return text.strip()[-n:]
 
@@ -265,11 +320,13 @@ def _generator_digest() -> str:
     return hashlib.sha256((BENCH_DIR / "gen_capture.py").read_bytes()).hexdigest()[:16]
 
 
-def ensure_capture(work: Path, packets: int, seed: int) -> dict[str, object]:
+def ensure_capture(work: Path, packets: int, seed: int, mix: str = "mixed") -> dict[str, object]:
     """Generate the capture and its cuts unless an identical one is cached in ``work``."""
-    path = work / f"capture-{packets}-s{seed}.pcap"
+    prefix = "capture" if mix == "mixed" else f"capture-{mix}"
+    path = work / f"{prefix}-{packets}-s{seed}.pcap"
     meta_path = path.with_suffix(".json")
-    cuts = sorted({min(CIC_CUT, packets), max(1, packets // 4)})
+    quarter = max(1, packets // 4)
+    cuts = sorted({min(CIC_CUT, packets), quarter}) if mix == "mixed" else [quarter]
     digest = _generator_digest()
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -277,12 +334,10 @@ def ensure_capture(work: Path, packets: int, seed: int) -> dict[str, object]:
         if meta.get("digest") == digest and all(f.exists() for f in files):
             log(f"reusing {path.name} ({meta['packets']:,} packets, {meta['flows']:,} flows)")
             return meta
-    log(f"generating {packets:,} packets -> {path}")
-    s = gen_capture.generate(path, packets=packets, seed=seed, cuts=cuts)
+    log(f"generating {packets:,} packets (mix: {mix}) -> {path}")
+    s = gen_capture.generate(path, packets=packets, seed=seed, cuts=cuts, mix=mix)
     print(gen_capture.format_summary(s), file=sys.stderr)
     meta = gen_capture.summary_dict(s)
-    # Packets per cut and per file, so packets/s needs no re-reading.
-    meta["cut_packets"] = {str(k): k for k in s.cuts}
     meta["digest"] = digest
     meta_path.write_text(json.dumps(meta, indent=2))
     return meta
@@ -313,6 +368,7 @@ def ensure_venv(root: Path, reqs: Sequence[str], logs: Path) -> tuple[Path | Non
     if python.exists() and stamp.exists() and stamp.read_text() == spec:
         return python, ""
     shutil.rmtree(root, ignore_errors=True)
+    logs.parent.mkdir(parents=True, exist_ok=True)
     log(f"creating {root.name}: pip install {' '.join(reqs)}")
     base = getattr(sys, "_base_executable", sys.executable)
     steps = [[base, "-m", "venv", str(root)], [str(python), "-m", "pip", "install", *reqs]]
@@ -520,11 +576,13 @@ def render(res: Results) -> str:
         f"IPv6), {_num(cap['file_bytes']) / MIB:,.0f} MiB, {_num(cap['span_s']):.0f} s span, "
         f"{cap['short_flows_le10']:,} flows of ≤ 10 packets, "
         f"{cap['long_flows_ge1000']:,} of ≥ 1000 packets, "
-        f"peak {cap['peak_concurrent_flows']:,} concurrent flows",
+        f"peak {cap['peak_concurrent_flows']:,} concurrent flows between first and last "
+        f"packet, {cap['peak_open_flows_idle_timeout']:,} open in a meter with a "
+        f"{gen_capture.IDLE_TIMEOUT:.0f} s idle timeout",
         "",
-        "| Tool | Configuration | Input | Packets | Flows out | Wall s | Packets/s "
+        "| Tool | Configuration | Input | Packets | Flows out | Wall s | CPU s | Packets/s "
         "| Peak RSS MiB | flowscope speed-up | Notes |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     fs = res.flowscope_pps
     for r in res.rows:
@@ -534,30 +592,46 @@ def render(res: Results) -> str:
         note = r.note if r.ok else f"**{r.status}**: {r.note}"
         lines.append(
             f"| {r.tool} | {r.config} | {r.input} | {r.packets:,} | {_fmt(r.flows, ',')} "
-            f"| {_fmt(r.wall_s, '.2f')} | {_mpps(r.pps)} | {_fmt(r.peak_rss_mib, ',.0f')} "
+            f"| {_fmt(r.wall_s, '.2f')} | {_fmt(r.cpu_s, '.2f')} | {_mpps(r.pps)} "
+            f"| {_fmt(r.peak_rss_mib, ',.0f')} "
             f"| {speed} | {note} |"
         )
     lines += [
         "",
         "Peak RSS is the larger of the child's `ru_maxrss` (largest single process) and a "
         "20 ms sampled sum over its process tree (NFStream meters in a child process, "
-        "cicflowmeter reads through `tcpdump`). cicflowmeter gets a "
-        f"{CIC_CUT:,}-packet prefix of the same capture, so compare packets/s, not wall "
-        "time. flowscope's speed-up is its warm packets/s over the tool's.",
+        "cicflowmeter reads through `tcpdump`). "
+        + (
+            f"cicflowmeter gets a {CIC_CUT:,}-packet prefix of the same capture, so compare "
+            "packets/s, not wall time. "
+            if any(r.tool == "cicflowmeter" for r in res.rows)
+            else ""
+        )
+        + "flowscope's speed-up is its warm packets/s over the tool's. CPU s is user + "
+        "system time of the tool's processes; wall time well above it means the core was "
+        "shared with other work during that run.",
         "",
         "### Memory scaling",
         "",
-        "The first quarter of the capture has the same traffic mix and concurrency as the "
-        "whole: if memory follows concurrent flows rather than packets, 4× the packets "
-        "must cost far less than 4× the memory.",
+        "A flow meter's memory should follow the flows it holds open, not the packets it "
+        "has read. Two captures with the same packet count: the mixed one above and a "
+        "long-flow one (`gen_capture.py --mix long`: a few hundred long TCP/UDP flows), "
+        "each whole and as its first quarter. Open flows: the most flows open at once "
+        "(until FIN/RST, else a "
+        f"{gen_capture.IDLE_TIMEOUT:.0f} s idle timeout), counted by the generator. "
+        "Flat memory from quarter to whole of the long-flow capture shows packets cost "
+        "nothing; the gap between the two whole captures is the cost of open flows. "
+        "(In the mixed capture the quarter holds fewer open flows than the whole, because "
+        "flows pile up for one idle timeout before the first ones expire.)",
         "",
-        "| Tool | Input | Packets | Flows out | Peak RSS MiB | Packets/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| Tool | Capture | Input | Packets | Open flows | Flows out | Peak RSS MiB | Packets/s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res.scaling:
         note = "" if r.ok else f" ({r.status})"
         lines.append(
-            f"| {r.tool}{note} | {r.input} | {r.packets:,} | {_fmt(r.flows, ',')} "
+            f"| {r.tool}{note} | {r.config} | {r.input} | {r.packets:,} "
+            f"| {_fmt(r.open_flows, ',')} | {_fmt(r.flows, ',')} "
             f"| {_fmt(r.peak_rss_mib, ',.0f')} | {_mpps(r.pps)} |"
         )
     lines += ["", "### Target", ""]
@@ -589,17 +663,27 @@ def verdicts(rows: list[Row], scaling: list[Row]) -> tuple[list[str], float | No
             )
         else:
             out.append(f"≥ {TARGET_VS_NFSTREAM:.0f}× NFStream: **NOT MEASURED**")
-    fs_scale = [r for r in scaling if r.tool == "flowscope" and r.ok and r.peak_rss_mib]
-    if len(fs_scale) == 2:
-        q, full = fs_scale
-        ratio = _num(full.peak_rss_mib) / _num(q.peak_rss_mib)
+
+    fs_rows = {r.config: r for r in scaling if r.tool == "flowscope" and r.ok and r.peak_rss_mib}
+    lq, lf = fs_rows.get(SCALE_LONG_QUARTER), fs_rows.get(SCALE_LONG)
+    if lq and lf:
+        ratio = _num(lf.peak_rss_mib) / _num(lq.peak_rss_mib)
         out.append(
-            f"Memory follows concurrent flows, not packets (peak RSS for 4× the packets "
-            f"≤ {TARGET_MEM_RATIO}× that of the quarter): **{_pf(ratio <= TARGET_MEM_RATIO)}** "
-            f"({ratio:.2f}×)"
+            "Memory does not grow with packets (long-flow capture: 4× the packets at a few "
+            f"hundred open flows, peak RSS ≤ {TARGET_MEM_RATIO}× the quarter's): "
+            f"**{_pf(ratio <= TARGET_MEM_RATIO)}** ({_num(lq.peak_rss_mib):,.0f} → "
+            f"{_num(lf.peak_rss_mib):,.0f} MiB, {ratio:.2f}×)"
         )
     else:
-        out.append("Memory scaling: **NOT MEASURED** (flowscope row not available)")
+        out.append("Memory vs packets: **NOT MEASURED** (flowscope scaling rows not available)")
+    mf = fs_rows.get(SCALE_MIXED)
+    if lf and mf:
+        out.append(
+            "Memory with more flows (information): same packet count, "
+            f"{_fmt(mf.open_flows, ',')} vs {_fmt(lf.open_flows, ',')} open flows and "
+            f"{_fmt(mf.flows, ',')} vs {_fmt(lf.flows, ',')} flows written: "
+            f"{_num(lf.peak_rss_mib):,.0f} → {_num(mf.peak_rss_mib):,.0f} MiB"
+        )
     return out, fs
 
 
@@ -639,6 +723,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--skip-cicflowmeter", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true", help="skip the memory-scaling runs")
+    ap.add_argument(
+        "--skip-long", action="store_true", help="skip the long-flow (few flows) capture"
+    )
     ap.add_argument("--no-write-docs", action="store_true", help="do not touch docs/")
     ap.add_argument("--docs", type=Path, default=DOCS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -655,13 +742,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cap = ensure_capture(work, args.packets, args.seed)
     full = Path(str(cap["path"]))
+    n_full = int(_num(cap["packets"]))
     cuts = {int(k): Path(v) for k, v in cap["cuts"].items()}  # type: ignore[attr-defined]
-    quarter_n = max(1, args.packets // 4)
     cic_n = min(CIC_CUT, args.packets)
     cic_path = cuts.get(cic_n, full)
-    quarter_path = cuts.get(quarter_n, full)
-    warm_page_cache([full, *cuts.values()])
-    n_full = int(cap["packets"])  # type: ignore[call-overload]
+    scale_inputs: list[ScaleInput] = []
+    if not args.skip_scaling:
+        quarter = max(1, args.packets // 4)
+        scale_inputs += [
+            ScaleInput.of(cap, quarter, SCALE_MIXED_QUARTER),
+            ScaleInput.of(cap, None, SCALE_MIXED),
+        ]
+        if not args.skip_long:
+            long_cap = ensure_capture(work, args.packets, args.seed, mix="long")
+            cap["long_variant"] = long_cap
+            scale_inputs += [
+                ScaleInput.of(long_cap, quarter, SCALE_LONG_QUARTER),
+                ScaleInput.of(long_cap, None, SCALE_LONG),
+            ]
+    warm_page_cache(list(dict.fromkeys([full, *cuts.values(), *(i.path for i in scale_inputs)])))
 
     versions: dict[str, str] = {}
     rows: list[Row] = []
@@ -674,23 +773,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"flowscope: not available ({why})")
         for cfg in ("cold JIT cache", f"warm, best of {args.repeat}"):
             rows.append(Row("flowscope", cfg, full.name, n_full, "not available", why))
-        if not args.skip_scaling:
-            for p, n in ((quarter_path, quarter_n), (full, n_full)):
-                scaling.append(Row("flowscope", "warm", p.name, n, "not available", why))
+        for si in scale_inputs:
+            scaling.append(si.row("flowscope", "not available", why))
     else:
         log("flowscope: cold JIT cache")
-        rows.append(run_flowscope(exe, full, n_full, full.name, work, 1, cold=True))
+        cold = run_flowscope(exe, full, n_full, full.name, work, 1, cold=True)
         log(f"flowscope: warm, best of {args.repeat}")
         warm = run_flowscope(exe, full, n_full, full.name, work, args.repeat, cold=False)
-        rows.append(warm)
-        if not args.skip_scaling:
-            log("flowscope: quarter capture (memory scaling)")
-            scaling.append(
-                run_flowscope(exe, quarter_path, quarter_n, quarter_path.name, work, 1, False)
-            )
-            scaling.append(warm)
+        if cold.ok and warm.ok and cold.wall_s and warm.wall_s:
+            cold.note = f"JIT compilation and cache fill ≈ {cold.wall_s - warm.wall_s:.1f} s"
+        rows += [cold, warm]
         for r in rows[-2:]:
             log(f"  {r.config}: {_fmt(r.wall_s, '.2f')} s, {_mpps(r.pps)} pkt/s, {r.status}")
+        for si in scale_inputs:
+            if si.path == full:
+                r = warm
+            else:
+                log(f"flowscope: {si.kind} (memory scaling)")
+                r = run_flowscope(exe, si.path, si.packets, si.path.name, work, args.repeat, False)
+            scaling.append(si.adopt(r))
 
     # NFStream
     if not args.skip_nfstream:
@@ -700,17 +801,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             versions["NFStream"] = dist_version(py, "nfstream")
             log("NFStream: default configuration")
-            rows.append(run_nfstream(py, full, n_full, full.name, work, None))
+            nfs_default = run_nfstream(py, full, n_full, full.name, work, None)
+            rows.append(nfs_default)
             log(f"  {_fmt(rows[-1].wall_s, '.1f')} s, {_mpps(rows[-1].pps)} pkt/s")
             if not args.skip_nfstream_nodpi:
                 log("NFStream: n_dissections=0")
                 rows.append(run_nfstream(py, full, n_full, full.name, work, 0))
                 log(f"  {_fmt(rows[-1].wall_s, '.1f')} s, {_mpps(rows[-1].pps)} pkt/s")
-            if not args.skip_scaling:
-                log("NFStream: quarter capture (memory scaling)")
-                scaling.append(run_nfstream(py, quarter_path, quarter_n, quarter_path.name,
-                                            work, None))  # fmt: skip
-                scaling.append(rows[-2] if not args.skip_nfstream_nodpi else rows[-1])
+            # For context only the mixed capture: NFStream's memory is not the target.
+            for si in scale_inputs:
+                if si.kind not in (SCALE_MIXED_QUARTER, SCALE_MIXED):
+                    continue
+                if si.path == full:
+                    r = nfs_default
+                else:
+                    log(f"NFStream: {si.kind} (memory scaling)")
+                    r = run_nfstream(py, si.path, si.packets, si.path.name, work, None)
+                scaling.append(si.adopt(r))
 
     # cicflowmeter
     if not args.skip_cicflowmeter:

@@ -27,9 +27,10 @@ import argparse
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +46,7 @@ PROTO_ICMPV6 = 58
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
-MSS = 1448  # TCP payload of a full segment with timestamps on a 1500-byte MTU path
+MSS = 1448  # the usual MSS on a 1500-byte path (headers here carry no TCP options)
 BASE_EPOCH = 1_700_000_000  # fixed capture start so output is byte-identical per seed
 GATEWAY_MAC = bytes.fromhex("00163e5c2a01")
 N_CLIENTS = 4096  # hosts behind the capture point
@@ -57,21 +58,31 @@ IP4_LEN = 20
 IP6_LEN = 40
 L4_LEN = {PROTO_TCP: 20, PROTO_UDP: 8, PROTO_ICMP: 8, PROTO_ICMPV6: 8}
 
-# Flows per million packets for each traffic class, tuned so that the packet shares come
-# out roughly as in the comments (a busy office uplink: TCP heavy, lots of DNS).
+# Flows per million packets for each traffic class. The comments give the share of packets
+# each class ends up with (measured at 2 M packets): a busy office uplink, TCP heavy, lots
+# of DNS, most flows short but most packets in a few hundred long flows.
 CLASS_RATES: dict[str, float] = {
-    "tcp_bulk": 30.0,  # ~22 % of packets: downloads / video, thousands of packets, minutes
-    "tcp_interactive": 12.0,  # ~5 %: ssh-like keystrokes, long-lived, small segments
-    "tcp_web": 1900.0,  # ~28 %: keep-alive HTTP(S), a few request/response exchanges
-    "tcp_short": 20000.0,  # ~20 %: one request/response, a handful of packets
-    "tcp_failed": 6000.0,  # ~0.5 %: unanswered SYNs and refused connections
-    "udp_dns": 30000.0,  # ~7 %: one or two queries and answers
-    "udp_stream": 20.0,  # ~14 %: RTP/QUIC-like long streams
-    "udp_short": 1500.0,  # ~2 %: short QUIC / NTP / misc request-response
-    "icmp_echo": 3500.0,  # ~2 %: ping
+    "tcp_bulk": 30.0,  # 22 % of packets: downloads / video, thousands of packets, minutes
+    "tcp_interactive": 12.0,  # 4 %: ssh-like keystrokes, long-lived, small segments
+    "tcp_web": 1900.0,  # 22 %: keep-alive HTTP(S), a few request/response exchanges
+    "tcp_short": 20000.0,  # 23 %: one request/response, a handful of packets
+    "tcp_failed": 6000.0,  # 1 %: unanswered SYNs and refused connections
+    "udp_dns": 30000.0,  # 8 %: one or two queries and answers
+    "udp_stream": 20.0,  # 13 %: RTP/QUIC-like long streams
+    "udp_short": 1500.0,  # 4 %: short QUIC / NTP / misc request-response
+    "icmp_echo": 3500.0,  # 4 %: ping
 }
+# Traffic mixes. "long" has the same packet count spread over a few hundred long flows:
+# with it a benchmark can show that a flow meter's memory follows concurrent flows, not
+# packets.
+MIXES: dict[str, dict[str, float]] = {
+    "mixed": CLASS_RATES,
+    "long": {"tcp_bulk": 75.0, "tcp_interactive": 30.0, "udp_stream": 50.0},
+}
+IDLE_TIMEOUT = 120.0  # for the summary: flows a meter with this idle timeout holds open
 
-Array = npt.NDArray[np.generic]
+
+Array = npt.NDArray[Any]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
@@ -292,7 +303,6 @@ def _tcp_packets(rng: np.random.Generator, s: TcpSpec) -> Packets:
 
     sl += plen
     lengths = np.bincount(f, minlength=nf).astype(np.int64)
-    gap[pos == 0] = gap[pos == 0]  # no-op for clarity: first unit of a flow starts at t0
     first_of_flow = np.cumsum(lengths) - lengths
     gap[first_of_flow] = 0.0
     t_abs = s.t0[f] + _seg_cumsum(gap, lengths)
@@ -618,7 +628,7 @@ def _merge(parts: Sequence[tuple[Packets, Flows]]) -> tuple[Packets, Flows]:
     return pk, fl
 
 
-def build_traffic(packets: int, seed: int, span: float) -> Traffic:
+def build_traffic(packets: int, seed: int, span: float, mix: str = "mixed") -> Traffic:
     """Generate flows until the capture window [0, span) holds at least ``packets``.
 
     Flow counts scale with ``packets`` (CLASS_RATES is per million packets); the window
@@ -629,7 +639,7 @@ def build_traffic(packets: int, seed: int, span: float) -> Traffic:
     for _ in range(8):
         rng = np.random.default_rng(seed)
         parts = []
-        for name, rate in CLASS_RATES.items():
+        for name, rate in MIXES[mix].items():
             nf = max(1, round(rate * packets / 1e6 * scale))
             if name.startswith("tcp_"):
                 parts.append(_tcp_class(rng, name, nf, span))
@@ -891,15 +901,51 @@ class Summary:
     long_flows_ge1000: int
     max_flow_packets: int
     peak_concurrent_flows: int
+    peak_open_flows_idle_timeout: int
     wire_bytes: int
     file_bytes: int
     span_s: float
     seed: int
+    mix: str
     seconds: float
     cuts: dict[int, str] = field(default_factory=dict)
+    cut_stats: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
-def _summarise(tr: Traffic, path: Path, seed: int) -> Summary:
+def _peak_concurrency(start: F64, end: F64) -> int:
+    """Most intervals [start, end] overlapping at one instant."""
+    ev_t = np.concatenate([start, end])
+    ev_d = np.concatenate([np.ones(len(start)), -np.ones(len(end))])
+    o = np.lexsort((-ev_d, ev_t))  # at equal times, starts before ends
+    return int(np.cumsum(ev_d[o]).max()) if len(o) else 0
+
+
+def concurrency(tr: Traffic, n: int) -> dict[str, int]:
+    """Flow count and peak concurrency of the first ``n`` packets.
+
+    Two views: flows between their first and last packet, and what a flow meter with a
+    120 s idle timeout holds (until FIN/RST, else last packet + timeout, at most until the
+    capture ends). The second is what a meter's memory should follow.
+    """
+    fid, t, tflags = tr.pk.fid[:n], tr.pk.t[:n], tr.pk.tflags[:n]
+    nfl = len(tr.fl)
+    fids = np.unique(fid)
+    first = np.full(nfl, np.inf)
+    last = np.full(nfl, -np.inf)
+    np.minimum.at(first, fid, t)
+    np.maximum.at(last, fid, t)
+    last_idx = np.full(nfl, -1, np.int64)
+    np.maximum.at(last_idx, fid, np.arange(n))
+    closed = (tflags[last_idx[fids]] & (FIN | RST)) != 0
+    held = np.where(closed, last[fids], np.minimum(last[fids] + IDLE_TIMEOUT, t[-1]))
+    return {
+        "flows": len(fids),
+        "peak_concurrent_flows": _peak_concurrency(first[fids], last[fids]),
+        "peak_open_flows_idle_timeout": _peak_concurrency(first[fids], held),
+    }
+
+
+def _summarise(tr: Traffic, path: Path, seed: int, mix: str) -> Summary:
     pk, fl = tr.pk, tr.fl
     fids, per_flow = np.unique(pk.fid, return_counts=True)
     proto_names = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmp"}
@@ -912,14 +958,7 @@ def _summarise(tr: Traffic, path: Path, seed: int) -> Summary:
         pb[name] = pb.get(name, 0) + int((pp == code).sum())
     classes = list(CLASS_RATES)
     by_cls = np.bincount(fl.cls[fids], minlength=len(classes))
-    # Peak concurrency: flows between their first and last packet in the file.
-    first = np.full(len(fl), np.inf)
-    last = np.full(len(fl), -np.inf)
-    np.minimum.at(first, pk.fid, pk.t)
-    np.maximum.at(last, pk.fid, pk.t)
-    ev_t = np.concatenate([first[fids], last[fids]])
-    ev_d = np.concatenate([np.ones(len(fids)), -np.ones(len(fids))])
-    o = np.lexsort((-ev_d, ev_t))
+    conc = concurrency(tr, len(pk))
     l3 = np.where(fl.ipv6[pk.fid], IP6_LEN, IP4_LEN)
     l4 = np.select([pp == PROTO_TCP, pp == PROTO_UDP], [20, 8], 8)
     wire = int((ETH_LEN + l3 + l4 + pk.plen.astype(np.int64)).sum())
@@ -935,11 +974,13 @@ def _summarise(tr: Traffic, path: Path, seed: int) -> Summary:
         short_flows_le10=int((per_flow <= 10).sum()),
         long_flows_ge1000=int((per_flow >= 1000).sum()),
         max_flow_packets=int(per_flow.max()),
-        peak_concurrent_flows=int(np.cumsum(ev_d[o]).max()),
+        peak_concurrent_flows=conc["peak_concurrent_flows"],
+        peak_open_flows_idle_timeout=conc["peak_open_flows_idle_timeout"],
         wire_bytes=wire,
         file_bytes=path.stat().st_size if path.exists() else 0,
         span_s=float(pk.t[-1] - pk.t[0]),
         seed=seed,
+        mix=mix,
         seconds=0.0,
     )
 
@@ -957,39 +998,36 @@ def generate(
     cuts: Sequence[int] = (),
     snaplen: int = 65535,
     chunk: int = 100_000,
+    mix: str = "mixed",
 ) -> Summary:
     """Write the capture (and its prefix cuts); return a summary of its content."""
     if snaplen < 128:
         raise ValueError("snaplen must be >= 128 so that every header is captured")
     t_start = time.perf_counter()
-    tr = build_traffic(packets, seed, span)
+    tr = build_traffic(packets, seed, span, mix)
     hosts = _addresses(seed)
     filler = np.random.default_rng(seed + 7).integers(0, 256, 1 << 16, dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     cut_list = sorted({k for k in cuts if 0 < k < len(tr.pk)})
     gh = _pcap_global_header(snaplen)
-    outs: list[tuple[int, BinaryIO]] = []
-    try:
-        main = path.open("wb")
+    with ExitStack() as stack:
+        main: BinaryIO = stack.enter_context(path.open("wb"))
         main.write(gh)
+        outs: list[tuple[int, BinaryIO]] = []
         for k in cut_list:
-            fh = cut_path(path, k).open("wb")
+            fh: BinaryIO = stack.enter_context(cut_path(path, k).open("wb"))
             fh.write(gh)
             outs.append((k, fh))
         for lo in range(0, len(tr.pk), chunk):
             hi = min(lo + chunk, len(tr.pk))
             buf, ends = _chunk_bytes(tr, hosts, lo, hi, snaplen, filler)
             main.write(buf.data)
-            for k, fh in outs:
-                if k > lo:
-                    n = min(k, hi) - lo
-                    fh.write(buf[: int(ends[n - 1])].data)
-        main.close()
-    finally:
-        for _, fh in outs:
-            fh.close()
-    summary = _summarise(tr, path, seed)
+            for k, out in outs:
+                if k > lo:  # this chunk still holds packets of the first k
+                    out.write(buf[: int(ends[min(k, hi) - lo - 1])].data)
+    summary = _summarise(tr, path, seed, mix)
     summary.cuts = {k: str(cut_path(path, k)) for k in cut_list}
+    summary.cut_stats = {k: concurrency(tr, k) for k in cut_list}
     summary.seconds = time.perf_counter() - t_start
     return summary
 
@@ -1007,9 +1045,15 @@ def format_summary(s: Summary) -> str:
         f"  IPv6: {s.ipv6_flows:,} flows, {s.ipv6_packets:,} packets; "
         f"flows <= 10 packets: {s.short_flows_le10:,}; >= 1000 packets: "
         f"{s.long_flows_ge1000:,} (largest {s.max_flow_packets:,}); "
-        f"peak concurrent flows: {s.peak_concurrent_flows:,}",
+        f"peak concurrent flows: {s.peak_concurrent_flows:,} (first to last packet), "
+        f"{s.peak_open_flows_idle_timeout:,} (held by a meter with a "
+        f"{IDLE_TIMEOUT:.0f} s idle timeout)",
     ]
-    lines += [f"  cut: first {k:,} packets -> {p}" for k, p in s.cuts.items()]
+    lines += [
+        f"  cut: first {k:,} packets -> {p} ({s.cut_stats[k]['flows']:,} flows, "
+        f"{s.cut_stats[k]['peak_open_flows_idle_timeout']:,} open at most)"
+        for k, p in s.cuts.items()
+    ]
     return "\n".join(lines)
 
 
@@ -1017,6 +1061,7 @@ def summary_dict(s: Summary) -> dict[str, object]:
     """JSON-ready form (cut keys as strings)."""
     d = asdict(s)
     d["cuts"] = {str(k): v for k, v in s.cuts.items()}
+    d["cut_stats"] = {str(k): v for k, v in s.cut_stats.items()}
     return d
 
 
@@ -1035,10 +1080,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also write the first K packets to OUTPUT-stem.firstK.pcap (repeatable)",
     )
     ap.add_argument("--snaplen", type=int, default=65535, help="snap length (default 65535)")
+    ap.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        default="mixed",
+        help="mixed: realistic mix (default); long: same packets in a few hundred long flows",
+    )
     args = ap.parse_args(argv)
     if args.packets < 1:
         ap.error("--packets must be positive")
-    s = generate(args.output, args.packets, args.seed, args.span, args.cut, args.snaplen)
+    s = generate(
+        args.output, args.packets, args.seed, args.span, args.cut, args.snaplen, mix=args.mix
+    )
     print(format_summary(s))
     return 0
 

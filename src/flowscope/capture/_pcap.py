@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+
+from flowscope._jit import kernel
 
 # Kernel outcomes (the third element of every kernel's return tuple).
 ST_FULL = 0  # the output arrays are full: yield them and call again from ``pos``
@@ -30,7 +31,7 @@ INT32_MAX = 2147483647
 NS_PER_S = 1_000_000_000
 
 
-@njit(cache=True)
+@kernel
 def read_u16(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     """Unsigned 16-bit integer at ``buf[p]`` in the file's byte order."""
     b0 = int(buf[p])
@@ -40,7 +41,7 @@ def read_u16(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     return b0 | (b1 << 8)
 
 
-@njit(cache=True)
+@kernel
 def read_u32(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     """Unsigned 32-bit integer at ``buf[p]`` in the file's byte order (as int64)."""
     b0 = int(buf[p])
@@ -52,7 +53,7 @@ def read_u32(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
 
 
-@njit(cache=True)
+@kernel
 def read_i64(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     """Signed 64-bit integer at ``buf[p]`` in the file's byte order (wraps, never raises)."""
     if big:
@@ -64,7 +65,7 @@ def read_i64(buf: npt.NDArray[np.uint8], p: int, big: bool) -> int:
     return (hi << 32) | lo
 
 
-@njit(cache=True)
+@kernel
 def scan_pcap(
     buf: npt.NDArray[np.uint8],
     pos: int,

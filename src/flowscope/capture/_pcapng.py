@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from flowscope._jit import kernel
 from flowscope.capture._pcap import (
     INT32_MAX,
     MAX_CAPLEN,
@@ -82,7 +82,7 @@ N_REASONS = 8
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
-@njit(cache=True)
+@kernel
 def units_to_ns(ts: int, tsresol: int) -> int:
     """Convert a timestamp in if_tsresol units to nanoseconds, exactly where possible.
 
@@ -114,7 +114,7 @@ def units_to_ns(ts: int, tsresol: int) -> int:
     return ts // int(_POW10[v - 9])
 
 
-@njit(cache=True)
+@kernel
 def _bad(
     err_count: npt.NDArray[np.int64], err_off: npt.NDArray[np.int64], reason: int, off: int
 ) -> None:
@@ -124,7 +124,7 @@ def _bad(
     err_count[reason] += 1
 
 
-@njit(cache=True)
+@kernel
 def scan_pcapng(
     buf: npt.NDArray[np.uint8],
     pos: int,

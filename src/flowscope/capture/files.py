@@ -40,7 +40,7 @@ DEFAULT_BATCH_PACKETS = 262144
 # about two chunks, the one being parsed and the one the consumer's last batch
 # still views. A chunk is grown when a single record is bigger (pcapng blocks of
 # up to 16 MiB), never beyond that.
-DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 2 * 1024 * 1024  # fits L2: the record walk and the decoder then hit cache
 # Compressed bytes read per step and decompressed bytes produced per zlib call:
 # they bound the temporary objects the gzip path creates.
 _GZIP_IN_CHUNK = 1024 * 1024

@@ -9,6 +9,7 @@ import typer
 
 from flowscope import __version__
 from flowscope.cli import flows as flows_cmd
+from flowscope.cli import lab as lab_cmd
 from flowscope.errors import FlowscopeError
 
 app = typer.Typer(
@@ -19,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("flows")(flows_cmd.flows)
+app.add_typer(lab_cmd.lab_app)
+app.command("label")(lab_cmd.label)
 
 
 def _version(value: bool) -> None:

@@ -21,6 +21,12 @@ from flowscope.flows.registry import DIALECTS
 from flowscope.sinks.files import FORMATS, FlowWriter
 
 _PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+_PREVIEW_ROWS = 15
+_PREVIEW_COLS = [
+    "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "fwd_packets", "bwd_packets",
+    "fwd_bytes", "bwd_bytes", "flow_duration", "end_reason",
+]  # fmt: skip
+_PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 
 
 def sample_capture() -> Path:
@@ -70,6 +76,7 @@ def flows(
     writer = FlowWriter(output, fmt, dialect) if output else None
     total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
     show = progress if progress is not None else (err.is_terminal and total >= _PROGRESS_MIN_BYTES)
+    preview: list[dict[str, object]] = []
     t0 = time.perf_counter()
     try:
         with Progress(
@@ -84,6 +91,10 @@ def flows(
                         summary.end_reasons[item["values"]] += item["counts"]
                     if writer is not None:
                         writer.write(table)
+                    elif len(preview) < _PREVIEW_ROWS:
+                        preview.extend(
+                            table.select(_PREVIEW_COLS).slice(0, _PREVIEW_ROWS).to_pylist()
+                        )
         if writer is not None and writer.rows == 0:
             empty = compute_features(FlowRecords.concat([]))
             writer.write(empty.append_column("capture", empty.column("flow_id")))
@@ -92,7 +103,31 @@ def flows(
             writer.close()
     summary.seconds = time.perf_counter() - t0
     if not quiet:
+        if writer is None:
+            out = Console()
+            if not out.is_terminal:
+                out = Console(width=120)
+            _print_preview(out, preview[:_PREVIEW_ROWS], summary.flows)
         _print_summary(err, summary, writer)
+
+
+def _print_preview(console: Console, rows: list[dict[str, object]], total: int) -> None:
+    """First flows as a table, when no output file was asked for."""
+    t = Table(title=f"first {len(rows)} of {total:,} flows (write them all with -o FILE)")
+    for col in ("source", "destination", "proto", "packets", "bytes", "duration", "end"):
+        right = col in ("packets", "bytes", "duration")
+        t.add_column(col, justify="right" if right else "left", no_wrap=True)
+    for r in rows:
+        t.add_row(
+            f"{r['src_ip']}:{r['src_port']}",
+            f"{r['dst_ip']}:{r['dst_port']}",
+            _PROTO_NAMES.get(int(str(r["protocol"])), str(r["protocol"])),
+            f"{int(float(str(r['fwd_packets'])))} / {int(float(str(r['bwd_packets'])))}",
+            f"{int(float(str(r['fwd_bytes'])))} / {int(float(str(r['bwd_bytes'])))}",
+            f"{float(str(r['flow_duration'])) / 1e6:.3f} s",
+            str(r["end_reason"]),
+        )
+    console.print(t, highlight=False)
 
 
 def _print_summary(console: Console, s: ExtractSummary, writer: FlowWriter | None) -> None:

@@ -9,8 +9,8 @@ is never counted and snaplen-cut packets still report their true size.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from flowscope._jit import inline_kernel, kernel
 from flowscope.decode.layout import (
     ADDR_DST_HI,
     ADDR_DST_LO,
@@ -42,6 +42,7 @@ from flowscope.decode.layout import (
     OK,
     SKIP_BAD_IP,
     SKIP_BAD_L4,
+    SKIP_IP_LENGTH,
     SKIP_LINKTYPE,
     SKIP_NON_IP,
     SKIP_TRUNC_IP,
@@ -62,12 +63,12 @@ _MAX_MPLS_LABELS = 8
 _MAX_V6_EXT = 8
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def _u16(d: np.ndarray, i: int) -> int:
     return (np.int64(d[i]) << 8) | np.int64(d[i + 1])
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def _u32(d: np.ndarray, i: int) -> int:
     return (
         (np.int64(d[i]) << 24)
@@ -77,7 +78,7 @@ def _u32(d: np.ndarray, i: int) -> int:
     )
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def _u64(d: np.ndarray, i: int) -> np.uint64:
     v = np.uint64(0)
     for k in range(8):
@@ -85,7 +86,7 @@ def _u64(d: np.ndarray, i: int) -> np.uint64:
     return v
 
 
-@njit(cache=True)
+@inline_kernel
 def _ethertype_step(d: np.ndarray, pos: int, end: int, etype: int, out: np.ndarray) -> tuple:
     """Follow VLAN/QinQ tags, MPLS labels and PPPoE to the IP header.
 
@@ -128,7 +129,7 @@ def _ethertype_step(d: np.ndarray, pos: int, end: int, etype: int, out: np.ndarr
     return SKIP_NON_IP, 0, pos
 
 
-@njit(cache=True)
+@inline_kernel
 def _link_step(d: np.ndarray, pos: int, end: int, linktype: int, out: np.ndarray) -> tuple:
     """Strip the link-layer header; returns (status, network kind, network header position)."""
     if linktype == 1:  # Ethernet
@@ -171,7 +172,7 @@ def _link_step(d: np.ndarray, pos: int, end: int, linktype: int, out: np.ndarray
     return SKIP_LINKTYPE, 0, pos
 
 
-@njit(cache=True)
+@inline_kernel
 def _transport(
     d: np.ndarray, pos: int, end: int, proto: int, ip_payload: int, out: np.ndarray
 ) -> int:
@@ -214,7 +215,7 @@ def _transport(
     return OK  # any other protocol: a flow by protocol number, all of it payload
 
 
-@njit(cache=True)
+@inline_kernel
 def _ipv4(
     d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
 ) -> int:
@@ -232,6 +233,8 @@ def _ipv4(
         total = wire_end - pos
     if total < ihl:
         return SKIP_BAD_IP
+    if pos + total > wire_end:  # counting bytes that never crossed the wire would lie
+        return SKIP_IP_LENGTH
     out[DEC_IPVER] = 4
     out[DEC_IP_LEN] = total
     out[DEC_IP_HDR_LEN] = ihl
@@ -258,7 +261,7 @@ def _ipv4(
     return OK
 
 
-@njit(cache=True)
+@inline_kernel
 def _ipv6(
     d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
 ) -> int:
@@ -271,6 +274,8 @@ def _ipv6(
         plen = wire_end - pos - 40
         if plen < 0:
             return SKIP_BAD_IP
+    if pos + 40 + plen > wire_end:
+        return SKIP_IP_LENGTH
     out[DEC_IPVER] = 6
     out[DEC_IP_LEN] = plen + 40
     out[DEC_TTL] = d[pos + 7]
@@ -324,7 +329,7 @@ def _ipv6(
     return OK
 
 
-@njit(cache=True)
+@kernel
 def decode_one(
     data: np.ndarray, start: int, caplen: int, wirelen: int, ts: int, linktype: int,
     row: np.ndarray, a: np.ndarray,
@@ -367,7 +372,7 @@ def decode_one(
     return st
 
 
-@njit(cache=True)
+@kernel
 def decode_into(
     data: np.ndarray,
     offset: np.ndarray,

@@ -59,7 +59,8 @@ SKIP_BAD_IP = 5  # impossible IP header (version, header length, total length)
 SKIP_TRUNC_L4 = 6  # captured bytes end inside the TCP/UDP/ICMP header (snaplen cut)
 SKIP_BAD_L4 = 7  # impossible transport header (TCP data offset)
 SKIP_ORPHAN_FRAGMENT = 8  # later IP fragment whose first fragment was never seen
-SKIP_NCODES = 9
+SKIP_IP_LENGTH = 9  # IP header claims more bytes than the frame had on the wire
+SKIP_NCODES = 10
 
 SKIP_REASONS: dict[int, str] = {
     SKIP_NON_IP: "not IP",
@@ -70,8 +71,9 @@ SKIP_REASONS: dict[int, str] = {
     SKIP_TRUNC_L4: "truncated transport header",
     SKIP_BAD_L4: "invalid transport header",
     SKIP_ORPHAN_FRAGMENT: "fragment without first fragment",
+    SKIP_IP_LENGTH: "IP length beyond frame",
 }
 # Reasons that mean the packet itself is damaged, as opposed to simply not being IP.
 MALFORMED_REASONS = frozenset(
-    {SKIP_TRUNC_LINK, SKIP_TRUNC_IP, SKIP_BAD_IP, SKIP_TRUNC_L4, SKIP_BAD_L4}
+    {SKIP_TRUNC_LINK, SKIP_TRUNC_IP, SKIP_BAD_IP, SKIP_TRUNC_L4, SKIP_BAD_L4, SKIP_IP_LENGTH}
 )

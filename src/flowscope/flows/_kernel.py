@@ -6,9 +6,13 @@ Data structures, all plain numpy arrays owned by :class:`flowscope.flows.meter.F
 - ``index``: open-addressing hash table (linear probing, power-of-two size, entries are
   slot + 1, 0 = empty). Deletion shifts entries back instead of leaving tombstones, so
   lookups stay short under the churn of a scan or a spoofed flood.
-- ``prev``/``nxt``: a doubly-linked list of open flows in order of last activity (LRU).
-  Its head is the flow idle the longest, so idle expiry and eviction are O(1) per flow.
-  Free slots are chained through ``nxt`` as well.
+- ``prev``/``nxt``: two doubly-linked queues. The open queue holds open flows in the
+  order they were (re)queued; packets do not move their flow, the expiry scan re-queues
+  a flow that was active since it was queued (see _expire_queue), so expiry and
+  eviction cost O(1) per flow. The closing queue holds flows that ended by RST or FIN
+  during a short grace period, in which stray packets of the same connection (duplicate
+  RSTs, late ACKs) are absorbed instead of becoming one-packet artefact flows. Free
+  slots are chained through ``nxt`` as well.
 - ``meta``: scalar state (see ``M_*``), ``counters``: totals reported to the user.
 - ``out_*``: finished flows are copied here; when it is full the kernel returns early
   and the caller drains it, so memory never depends on how many flows end at once.
@@ -17,8 +21,8 @@ Data structures, all plain numpy arrays owned by :class:`flowscope.flows.meter.F
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from flowscope._jit import inline_kernel, kernel
 from flowscope.decode._kernel import decode_one
 from flowscope.decode.layout import (
     ADDR_DST_HI,
@@ -92,6 +96,7 @@ from flowscope.flows.state import (
     I_BWD_TTL_MAX,
     I_BWD_TTL_MIN,
     I_BWD_WIRE_BYTES,
+    I_CLOSING,
     I_CONN_START,
     I_DPORT,
     I_END_REASON,
@@ -147,7 +152,14 @@ M_TAIL = 3  # most recently active
 M_NOW = 4  # capture clock: the largest timestamp seen (ns)
 M_NOUT = 5  # finished flows waiting in out_*
 M_STARTED = 6  # 1 once the clock has a value
-M_NCOLS = 8
+M_NEXT_EXPIRY = 7  # capture time of the next expiry scan
+M_CHEAD = 8  # closing queue (flows ended by RST/FIN, in their grace period)
+M_CTAIL = 9
+M_PEAK = 10  # most flows open at once
+M_NCOLS = 16
+
+Q_OPEN = M_HEAD  # queues are named by the meta slot of their head; tail = head + 1
+Q_CLOSING = M_CHEAD
 
 # ------------------------------------------------------------------ parameters
 P_IDLE = 0  # ns
@@ -157,7 +169,9 @@ P_SUBFLOW_GAP = 3  # ns (CICFlowMeter: 1 s)
 P_BULK_GAP = 4  # ns (CICFlowMeter: 1 s)
 P_MAX_FLOWS = 5
 P_FRAG_TIMEOUT = 6  # ns
-P_NCOLS = 8
+P_EXPIRY_INTERVAL = 7  # ns between expiry scans (capture clock)
+P_CLOSE_GRACE = 8  # ns a RST/FIN-closed flow keeps absorbing stray packets
+P_NCOLS = 16
 
 # ------------------------------------------------------------------ counters
 C_PACKETS = 0  # packets metered into flows
@@ -177,10 +191,12 @@ _SEQ_MOD = np.int64(1 << 32)
 _SEQ_HALF = np.int64(1 << 31)
 
 FRAG_TABLE_BITS = 16
-FRAG_COLS = 8  # src_hi, src_lo, dst_hi, dst_lo, proto<<32|id, sport, dport, ts (as uint64)
+# src_hi, src_lo, dst_hi, dst_lo, key (IPv4: proto<<32|id, IPv6: id), sport, dport, ts, proto
+FRAG_COLS = 9
+SECOND_CHANCES = 8  # re-queues of recently active flows before one is evicted anyway
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def _mix(h: np.uint64, v: np.uint64) -> np.uint64:
     z = h ^ (v + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2)))
     z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -188,7 +204,7 @@ def _mix(h: np.uint64, v: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@inline_kernel
 def flow_hash(
     proto: int, a_hi: np.uint64, a_lo: np.uint64, a_port: int,
     b_hi: np.uint64, b_lo: np.uint64, b_port: int,
@@ -215,7 +231,7 @@ def flow_hash(
     return np.int64(h & _MASK62)
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def _welford(F: np.ndarray, s: int, base: int, x: float) -> None:
     n = F[s, base + W_N] + 1.0
     d = x - F[s, base + W_MEAN]
@@ -228,35 +244,37 @@ def _welford(F: np.ndarray, s: int, base: int, x: float) -> None:
         F[s, base + W_MAX] = x
 
 
-@njit(cache=True)
-def _lru_unlink(s: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
+@kernel
+def _q_unlink(s: int, q: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
+    """Remove ``s`` from queue ``q`` (Q_OPEN or Q_CLOSING)."""
     p = prev[s]
-    q = nxt[s]
+    n = nxt[s]
     if p >= 0:
-        nxt[p] = q
+        nxt[p] = n
     else:
-        meta[M_HEAD] = q
-    if q >= 0:
-        prev[q] = p
+        meta[q] = n
+    if n >= 0:
+        prev[n] = p
     else:
-        meta[M_TAIL] = p
+        meta[q + 1] = p
     prev[s] = -1
     nxt[s] = -1
 
 
-@njit(cache=True)
-def _lru_append(s: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
-    t = meta[M_TAIL]
+@kernel
+def _q_append(s: int, q: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray) -> None:
+    """Append ``s`` at the tail of queue ``q``."""
+    t = meta[q + 1]
     prev[s] = t
     nxt[s] = -1
     if t >= 0:
         nxt[t] = s
     else:
-        meta[M_HEAD] = s
-    meta[M_TAIL] = s
+        meta[q] = s
+    meta[q + 1] = s
 
 
-@njit(cache=True)
+@inline_kernel
 def _index_find(
     index: np.ndarray, I: np.ndarray, K: np.ndarray, h: int, proto: int,
     s_hi: np.uint64, s_lo: np.uint64, sport: int,
@@ -292,7 +310,7 @@ def _index_find(
         pos = (pos + 1) & mask
 
 
-@njit(cache=True)
+@kernel
 def _index_remove(index: np.ndarray, I: np.ndarray, s: int) -> None:
     """Delete slot ``s`` from the table, shifting later entries of its cluster back."""
     mask = index.shape[0] - 1
@@ -317,44 +335,49 @@ def _index_remove(index: np.ndarray, I: np.ndarray, s: int) -> None:
             i = j
 
 
-@njit(cache=True)
+@kernel
 def rebuild_index(index: np.ndarray, I: np.ndarray, prev: np.ndarray, nxt: np.ndarray,
                   meta: np.ndarray) -> None:  # fmt: skip
-    """Re-insert every open flow into a fresh (larger) table, walking the LRU list."""
-    index[:] = 0
+    """Re-insert every flow into a fresh (larger) table, walking both queues."""
+    for c in range(index.shape[0]):
+        index[c] = 0
     mask = index.shape[0] - 1
-    s = meta[M_HEAD]
-    while s >= 0:
-        pos = I[s, I_HASH] & mask
-        while index[pos] != 0:
-            pos = (pos + 1) & mask
-        index[pos] = s + 1
-        s = nxt[s]
+    for q in (Q_OPEN, Q_CLOSING):
+        s = meta[q]
+        while s >= 0:
+            pos = I[s, I_HASH] & mask
+            while index[pos] != 0:
+                pos = (pos + 1) & mask
+            index[pos] = s + 1
+            s = nxt[s]
 
 
-@njit(cache=True)
+@kernel
 def _finish(
     s: int, reason: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
 ) -> None:  # fmt: skip
-    """Close flow ``s``: last active period, copy to the output, free the slot."""
+    """Emit flow ``s``: last active period, copy to the output, free the slot."""
     if I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START] > 0:
         _welford(F, s, F_ACTIVE, (I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START]) / 1000.0)
     I[s, I_END_REASON] = reason
     o = meta[M_NOUT]
-    out_I[o, :] = I[s, :]
-    out_F[o, :] = F[s, :]
-    out_K[o, :] = K[s, :]
+    for c in range(I.shape[1]):
+        out_I[o, c] = I[s, c]
+    for c in range(F.shape[1]):
+        out_F[o, c] = F[s, c]
+    for c in range(K.shape[1]):
+        out_K[o, c] = K[s, c]
     meta[M_NOUT] = o + 1
     _index_remove(index, I, s)
-    _lru_unlink(s, prev, nxt, meta)
+    _q_unlink(s, Q_CLOSING if I[s, I_CLOSING] else Q_OPEN, prev, nxt, meta)
     nxt[s] = meta[M_FREE]
     meta[M_FREE] = s
     meta[M_ACTIVE] -= 1
 
 
-@njit(cache=True)
+@kernel
 def _new_flow(
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray, pos: int, h: int,
     proto: int, ipver: int, s_hi: np.uint64, s_lo: np.uint64, sport: int,
@@ -363,8 +386,10 @@ def _new_flow(
 ) -> int:  # fmt: skip
     s = meta[M_FREE]
     meta[M_FREE] = nxt[s]
-    I[s, :] = 0
-    F[s, :] = 0.0
+    for c in range(I.shape[1]):
+        I[s, c] = 0
+    for c in range(F.shape[1]):
+        F[s, c] = 0.0
     for base in range(0, F_NCOLS, 5):
         F[s, base + W_MIN] = np.inf
         F[s, base + W_MAX] = -np.inf
@@ -399,20 +424,33 @@ def _new_flow(
     K[s, K_DST_HI] = d_hi
     K[s, K_DST_LO] = d_lo
     index[pos] = s + 1
-    _lru_append(s, prev, nxt, meta)
+    _q_append(s, Q_OPEN, prev, nxt, meta)
     meta[M_ACTIVE] += 1
+    if meta[M_ACTIVE] > meta[M_PEAK]:
+        meta[M_PEAK] = meta[M_ACTIVE]
     return s
 
 
-@njit(cache=True)
+@kernel
+def _close(s: int, reason: int, ts: int, I: np.ndarray, prev: np.ndarray, nxt: np.ndarray,
+           meta: np.ndarray) -> None:  # fmt: skip
+    """A TCP flow ended (RST, or final ACK after both FINs): hold it for the grace period."""
+    I[s, I_END_REASON] = reason
+    I[s, I_CLOSING] = 1
+    I[s, I_QUEUE_TS] = ts
+    _q_unlink(s, Q_OPEN, prev, nxt, meta)
+    _q_append(s, Q_CLOSING, prev, nxt, meta)
+
+
+@inline_kernel
 def _bulk(I: np.ndarray, s: int, mine: int, other: int, ts: int, size: int, gap: int) -> None:
     """Bulk transfer accounting (CICFlowMeter's definition, without its direction bug).
 
     A bulk is ≥ 4 consecutive data packets in one direction, each within ``gap`` of the
     previous, with no data packet in the other direction in between.
     """
-    I[s, other + BULK_START] = 0  # data in this direction ends the other's candidate
-    if I[s, mine + BULK_START] == 0 or ts - I[s, mine + BULK_LAST] > gap:
+    I[s, other + BULK_CAND_PKTS] = 0  # data in this direction ends the other's candidate
+    if I[s, mine + BULK_CAND_PKTS] == 0 or ts - I[s, mine + BULK_LAST] > gap:
         I[s, mine + BULK_START] = ts
         I[s, mine + BULK_LAST] = ts
         I[s, mine + BULK_CAND_PKTS] = 1
@@ -433,7 +471,7 @@ def _bulk(I: np.ndarray, s: int, mine: int, other: int, ts: int, size: int, gap:
     I[s, mine + BULK_LAST] = ts
 
 
-@njit(cache=True)
+@inline_kernel
 def _update(
     I: np.ndarray, F: np.ndarray, s: int, fwd: bool, row: np.ndarray, ts: int,
     params: np.ndarray, counters: np.ndarray,
@@ -531,37 +569,52 @@ def _update(
                 I[s, d_seq] = end
 
 
-@njit(cache=True)
-def _expire_idle(
-    now: int, idle: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
-    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+@kernel
+def _expire_queue(
+    q: int, now: int, timeout: int, I: np.ndarray, F: np.ndarray, K: np.ndarray,
+    index: np.ndarray, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray, room: int,
 ) -> bool:  # fmt: skip
-    """Close flows idle longer than ``idle`` ns; False if the output filled up first.
+    """Emit the flows of queue ``q`` silent for more than ``timeout`` ns.
 
-    The expiry list is ordered by queue time, not by last activity: packets do not
-    move their flow (that would cost three random memory writes per packet). A flow
-    reaching the head that was active since it was queued is re-queued instead, so
-    each flow is looked at about once per idle timeout. Exact flow boundaries do not
-    depend on this: a packet arriving after its flow's idle timeout always starts a
-    new flow (see _meter_one).
+    Returns False if the output filled up first. A queue is ordered by queue time, not
+    by last activity: packets do not move their flow (that would cost three random
+    memory writes per packet). A flow reaching the head that was active since it was
+    queued is re-queued instead, so each flow is looked at about once per timeout.
+    Flow boundaries do not depend on this: a packet arriving after its flow's timeout
+    always starts a new flow (see _meter_one).
     """
     limit = out_I.shape[0] - room
     while True:
-        h = meta[M_HEAD]
-        if h < 0 or now - I[h, I_QUEUE_TS] <= idle:
+        h = meta[q]
+        if h < 0 or now - I[h, I_QUEUE_TS] <= timeout:
             return True
-        if now - I[h, I_LAST_TS] <= idle:
-            _lru_unlink(h, prev, nxt, meta)
-            _lru_append(h, prev, nxt, meta)
+        if now - I[h, I_LAST_TS] <= timeout:
+            _q_unlink(h, q, prev, nxt, meta)
+            _q_append(h, q, prev, nxt, meta)
             I[h, I_QUEUE_TS] = now
             continue
         if meta[M_NOUT] >= limit:
             return False
-        _finish(h, _idle_reason(I, h), I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        reason = I[h, I_END_REASON] if q == Q_CLOSING else _idle_reason(I, h)
+        _finish(h, reason, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
 
 
-@njit(cache=True, inline="always")
+@kernel
+def _expire_idle(
+    now: int, params: np.ndarray, I: np.ndarray, F: np.ndarray, K: np.ndarray,
+    index: np.ndarray, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray, room: int,
+) -> bool:  # fmt: skip
+    """Emit closed flows past their grace period and open flows past the idle timeout."""
+    if not _expire_queue(Q_CLOSING, now, params[P_CLOSE_GRACE], I, F, K, index, prev, nxt,
+                         meta, out_I, out_F, out_K, room):  # fmt: skip
+        return False
+    return _expire_queue(Q_OPEN, now, params[P_IDLE], I, F, K, index, prev, nxt, meta,
+                         out_I, out_F, out_K, room)  # fmt: skip
+
+
+@inline_kernel
 def _idle_reason(I: np.ndarray, s: int) -> int:
     """'fin' for a TCP flow both sides had closed (only the final ACK never came)."""
     both = TCP_FWD_FIN | TCP_BWD_FIN
@@ -570,7 +623,7 @@ def _idle_reason(I: np.ndarray, s: int) -> int:
     return END_IDLE
 
 
-@njit(cache=True)
+@kernel
 def expire_idle(
     now: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
@@ -580,25 +633,31 @@ def expire_idle(
     if now > meta[M_NOW]:
         meta[M_NOW] = now
     return _expire_idle(
-        meta[M_NOW], params[P_IDLE], I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 0
+        meta[M_NOW], params, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 0
     )
 
 
-@njit(cache=True)
+@kernel
 def flush_all(
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
 ) -> bool:  # fmt: skip
-    """Close every open flow (end of capture); False if the output filled up first."""
-    while meta[M_HEAD] >= 0:
-        if meta[M_NOUT] >= out_I.shape[0]:
-            return False
-        _finish(meta[M_HEAD], END_EOF, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+    """Emit every flow (end of capture); False if the output filled up first.
+
+    Flows in their close grace period keep their reason (rst/fin); open ones end `eof`.
+    """
+    for q in (Q_CLOSING, Q_OPEN):
+        while meta[q] >= 0:
+            if meta[M_NOUT] >= out_I.shape[0]:
+                return False
+            h = meta[q]
+            reason = I[h, I_END_REASON] if q == Q_CLOSING else END_EOF
+            _finish(h, reason, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
     return True
 
 
-@njit(cache=True)
+@kernel
 def _meter_one(
     row: np.ndarray, a: np.ndarray,
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
@@ -615,8 +674,15 @@ def _meter_one(
     if meta[M_STARTED] == 0 or ts > meta[M_NOW]:
         meta[M_NOW] = ts
         meta[M_STARTED] = 1
-    if not _expire_idle(meta[M_NOW], idle, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 2):
-        return False
+    if meta[M_NOW] >= meta[M_NEXT_EXPIRY]:
+        # The expiry scan runs once per capture-clock second, not per packet: flow
+        # boundaries are exact regardless (see the idle check below), and calling it
+        # for every packet cost more than metering the packet.
+        if not _expire_idle(
+            meta[M_NOW], params, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K, 2
+        ):
+            return False
+        meta[M_NEXT_EXPIRY] = meta[M_NOW] + params[P_EXPIRY_INTERVAL]
     s_hi = a[ADDR_SRC_HI]
     s_lo = a[ADDR_SRC_LO]
     d_hi = a[ADDR_DST_HI]
@@ -627,7 +693,11 @@ def _meter_one(
 
     fstate = row[DEC_FRAG]
     if fstate != 0:
-        fk = np.uint64(proto) << np.uint64(32) | np.uint64(row[DEC_IP_ID])
+        # IPv4 fragments are keyed with their protocol; IPv6 ones only by identification,
+        # since an extension header after the fragment header hides it in later fragments.
+        fk = np.uint64(row[DEC_IP_ID])
+        if row[DEC_IPVER] == 4:
+            fk |= np.uint64(proto) << np.uint64(32)
         fh = _mix(_mix(_mix(fk, s_lo), d_lo), s_hi ^ d_hi) & np.uint64(fmask)
         fr = frag[fh]
         if fstate == FRAG_FIRST:
@@ -639,6 +709,7 @@ def _meter_one(
             fr[5] = np.uint64(sport)
             fr[6] = np.uint64(dport)
             fr[7] = np.uint64(ts)
+            fr[8] = np.uint64(proto)
         elif (
             fr[4] == fk
             and fr[1] == s_lo
@@ -650,6 +721,7 @@ def _meter_one(
         ):
             sport = np.int64(fr[5])
             dport = np.int64(fr[6])
+            proto = np.int64(fr[8])
             counters[C_FRAGMENTS] += 1
         else:
             row[DEC_STATUS] = SKIP_ORPHAN_FRAGMENT
@@ -663,7 +735,14 @@ def _meter_one(
     pkt_fwd = True  # direction of this packet in the flow it ends up in
     if s >= 0:
         tstate = I[s, I_TCP_STATE]
-        if ts - I[s, I_LAST_TS] > idle:
+        if I[s, I_CLOSING]:
+            # Ended by RST/FIN and in its grace period: stray packets of the same
+            # connection join it; a new SYN or a longer silence means a new flow.
+            if (flags & 0x12) == 0x02 or ts - I[s, I_LAST_TS] > params[P_CLOSE_GRACE]:
+                _finish(s, I[s, I_END_REASON], I, F, K, index, prev, nxt, meta,
+                        out_I, out_F, out_K)  # fmt: skip
+                s = -1
+        elif ts - I[s, I_LAST_TS] > idle:
             # Idle timeout, decided here so boundaries do not depend on expiry timing.
             _finish(s, _idle_reason(I, s), I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
             s = -1
@@ -686,9 +765,7 @@ def _meter_one(
             s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
     if s < 0:
         if meta[M_ACTIVE] >= max_flows or meta[M_FREE] < 0:
-            _finish(meta[M_HEAD], END_EVICTED, I, F, K, index, prev, nxt, meta,
-                    out_I, out_F, out_K)  # fmt: skip
-            counters[C_EVICTED] += 1
+            _make_room(ts, I, F, K, index, prev, nxt, meta, counters, out_I, out_F, out_K)
             s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
         s = _new_flow(
             I, F, K, index, pos, h, proto, row[DEC_IPVER], s_hi, s_lo, sport,
@@ -700,20 +777,48 @@ def _meter_one(
     _update(I, F, s, fwd, row, ts, params, counters)
     counters[C_PACKETS] += 1
 
-    if proto == 6 and fstate != FRAG_LATER:
+    if proto == 6 and fstate != FRAG_LATER and not I[s, I_CLOSING]:
         tstate = I[s, I_TCP_STATE]
         both = TCP_FWD_FIN | TCP_BWD_FIN
         if flags & 0x04:
             I[s, I_TCP_STATE] = tstate | TCP_RST
-            _finish(s, END_RST, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            _close(s, END_RST, ts, I, prev, nxt, meta)
         elif flags & 0x01:
             I[s, I_TCP_STATE] = tstate | (TCP_FWD_FIN if fwd else TCP_BWD_FIN)
         elif (tstate & both) == both and (flags & 0x10) and row[DEC_PAYLOAD_LEN] == 0:
-            _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+            _close(s, END_FIN, ts, I, prev, nxt, meta)
     return True
 
 
-@njit(cache=True, inline="always")
+@kernel
+def _make_room(
+    now: int, I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, counters: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> None:  # fmt: skip
+    """Free one slot of a full table.
+
+    A flow already closed (in its grace period) goes first: it is complete. Otherwise
+    the open flow at the head of the queue is evicted, but one that saw packets since
+    it was queued gets a second chance (re-queued) a few times, so a busy connection is
+    not the first victim of a spoofed flood.
+    """
+    h = meta[Q_CLOSING]
+    if h >= 0:
+        _finish(h, I[h, I_END_REASON], I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+        return
+    for _ in range(SECOND_CHANCES):
+        h = meta[Q_OPEN]
+        if I[h, I_LAST_TS] <= I[h, I_QUEUE_TS] or nxt[h] < 0:
+            break
+        _q_unlink(h, Q_OPEN, prev, nxt, meta)
+        _q_append(h, Q_OPEN, prev, nxt, meta)
+        I[h, I_QUEUE_TS] = now
+    _finish(meta[Q_OPEN], END_EVICTED, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
+    counters[C_EVICTED] += 1
+
+
+@inline_kernel
 def _must_pause(meta: np.ndarray, params: np.ndarray, out_cap: int) -> bool:
     """Output nearly full (one packet can end two flows) or the table needs to grow."""
     if meta[M_NOUT] + 2 > out_cap:
@@ -721,7 +826,7 @@ def _must_pause(meta: np.ndarray, params: np.ndarray, out_cap: int) -> bool:
     return meta[M_FREE] < 0 and meta[M_ACTIVE] < params[P_MAX_FLOWS]
 
 
-@njit(cache=True)
+@kernel
 def meter_decoded(
     dec: np.ndarray, addr: np.ndarray, start: int,
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
@@ -754,7 +859,7 @@ def meter_decoded(
     return n
 
 
-@njit(cache=True)
+@kernel
 def meter_raw(
     data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
     ts_ns: np.ndarray, linktype: np.ndarray, start: int, status_counts: np.ndarray,

@@ -50,16 +50,24 @@ sees the features it was trained on.
   both directions have sent a FIN, the first packet carrying ACK, no FIN and no payload
   ends it, that final ACK included (`fin`); if it never comes, the flow ends by idle
   timeout but still reports `fin`. A SYN without ACK on a connection in which a FIN was
-  seen closes the old flow (`fin`) and starts a new one (port reuse). Packets after a
-  flow ended (late retransmissions) start a new flow, as in CICFlowMeter.
+  seen closes the old flow (`fin`) and starts a new one (port reuse).
+- **Close grace** (default 1 s): a flow ended by RST or FIN is held for a short grace
+  period in which further packets of the same connection that are not a new SYN
+  (duplicate RSTs, retransmitted FIN/ACKs, late ACKs) are counted in it instead of
+  becoming one-packet flows. Such artefact flows look like ACK or RST probes to a model
+  or a scan rule; across the 254 nDPI captures 576 of 582 stray packets after a close
+  arrive within 1 s. A new SYN, or silence longer than the grace period, starts a new
+  flow. Live use sees the flow's final record up to grace + 1 s after it ended.
 - **Single-packet flows** are kept: scans are made of them.
 - **IP fragments**: the first fragment carries the transport header and ports; later
   fragments are matched to it by (source, destination, protocol, IP id) within 30 s and
   counted in that flow as packets carrying payload only. A later fragment whose first
   fragment was never seen is skipped and counted (`fragment without first fragment`).
-- **Flow table bound** (default 1,000,000 open flows): when full, the flow that has
-  waited longest in the expiry queue is closed early (`evicted`) and counted, so a
-  spoofed-source flood cannot exhaust memory.
+- **Flow table bound** (default 1,000,000 open flows): when full, a flow in its close
+  grace period is emitted first; otherwise the flow that has waited longest in the
+  expiry queue is closed early (`evicted`) and counted, so a spoofed-source flood cannot
+  exhaust memory. A flow that saw packets since it was queued gets a second chance (it
+  is re-queued, up to 8 times per eviction), so busy connections outlive flood flows.
 - **End of input**: flows still open when a capture ends are closed with `eof`. Flows
   never span two capture files.
 - **Timestamps going backwards** (reordered captures) are clamped to the flow's last

@@ -98,9 +98,12 @@ def extract_capture(
             capture = pa.DictionaryArray.from_arrays(idx, names).dictionary_decode()
             return t.append_column("capture", capture)
 
+        # Finished flows stay in the meter's output buffer until it is full, so features
+        # are computed and written in a few large tables: both have a fixed cost per
+        # call that many small chunks would multiply.
         last_pos = 0
         for batch in reader.batches():
-            for records in meter.update_raw(batch):
+            for records in meter.update_raw(batch, hold=True):
                 yield table(records)
             summary.packets_read += len(batch)
             if progress is not None:

@@ -33,6 +33,7 @@ class MeterConfig:
     bulk_gap: float = 1.0
     max_flows: int = 1_000_000
     fragment_timeout: float = 30.0
+    close_grace: float = 1.0  # a RST/FIN-ended flow absorbs stray packets this long
     output_rows: int = 65_536  # finished flows handed back per chunk
 
     def __post_init__(self) -> None:
@@ -40,6 +41,10 @@ class MeterConfig:
             raise ValueError("timeouts must be positive")
         if self.max_flows < 1:
             raise ValueError("max_flows must be at least 1")
+        if self.output_rows < 3:
+            raise ValueError("output_rows must be at least 3 (a packet can end two flows)")
+        if self.close_grace < 0:
+            raise ValueError("close_grace must not be negative")
 
     def params(self) -> npt.NDArray[np.int64]:
         p = np.zeros(kern.P_NCOLS, dtype=np.int64)
@@ -50,6 +55,8 @@ class MeterConfig:
         p[kern.P_BULK_GAP] = int(self.bulk_gap * _NS)
         p[kern.P_MAX_FLOWS] = self.max_flows
         p[kern.P_FRAG_TIMEOUT] = int(self.fragment_timeout * _NS)
+        p[kern.P_EXPIRY_INTERVAL] = int(min(1.0, self.idle_timeout) * _NS)
+        p[kern.P_CLOSE_GRACE] = int(self.close_grace * _NS)
         return p
 
 
@@ -112,8 +119,9 @@ class FlowMeter:
         self._params = self.config.params()
         self._meta = np.zeros(kern.M_NCOLS, dtype=np.int64)
         self._meta[kern.M_FREE] = -1
-        self._meta[kern.M_HEAD] = -1
-        self._meta[kern.M_TAIL] = -1
+        for q in (kern.Q_OPEN, kern.Q_CLOSING):
+            self._meta[q] = -1
+            self._meta[q + 1] = -1
         self._counters = np.zeros(kern.C_NCOLS, dtype=np.int64)
         self._frag = np.zeros((1 << kern.FRAG_TABLE_BITS, kern.FRAG_COLS), dtype=np.uint64)
         rows = self.config.output_rows
@@ -125,7 +133,6 @@ class FlowMeter:
         self.status_counts = np.zeros(L.SKIP_NCODES, dtype=np.int64)
         """Packets by decode status (index = code) seen by :meth:`update_raw`."""
         self._cap = 0
-        self._peak = 0
         self._I = np.zeros((0, I_NCOLS), dtype=np.int64)
         self._F = np.zeros((0, F_NCOLS), dtype=np.float64)
         self._K = np.zeros((0, K_NCOLS), dtype=np.uint64)
@@ -189,10 +196,13 @@ class FlowMeter:
             ),
         )  # fmt: skip
 
-    def update_raw(self, batch: PacketBatch) -> Iterator[FlowRecords]:
+    def update_raw(self, batch: PacketBatch, *, hold: bool = False) -> Iterator[FlowRecords]:
         """Decode and meter a raw batch in one compiled pass (the fast path).
 
-        Skipped packets are counted by reason in :attr:`status_counts`.
+        Skipped packets are counted by reason in :attr:`status_counts`. With
+        ``hold=True`` finished flows stay in the output buffer until it is full (or
+        :meth:`flush`/:meth:`take`), so offline extraction gets a few large chunks
+        instead of many small ones.
         """
         yield from self._run(
             len(batch),
@@ -202,19 +212,25 @@ class FlowMeter:
                 self._I, self._F, self._K, self._index, self._prev, self._next, self._meta,
                 self._params, self._counters, self._frag, self._out_I, self._out_F, self._out_K,
             ),
+            hold,
         )  # fmt: skip
 
-    def _run(self, n: int, step: Callable[[int], int]) -> Iterator[FlowRecords]:
+    def _run(self, n: int, step: Callable[[int], int], hold: bool = False) -> Iterator[FlowRecords]:
         """Call a kernel until all ``n`` packets are in; drain output and grow as it asks."""
         start = 0
         while start < n:
             start = step(start)
-            self._peak = max(self._peak, int(self._meta[kern.M_ACTIVE]))
-            out = self._drain()
-            if out is not None:
-                yield out
+            full = start < n and self._meta[kern.M_NOUT] + 2 > self._out_I.shape[0]
+            if not hold or full:
+                out = self._drain()
+                if out is not None:
+                    yield out
             if self._meta[kern.M_FREE] < 0 and self._cap < self.config.max_flows:
                 self._grow(2 * self._cap)
+
+    def take(self) -> FlowRecords | None:
+        """Finished flows held back by ``hold=True`` (None if there are none)."""
+        return self._drain()
 
     def expire(self, now_ns: int) -> Iterator[FlowRecords]:
         """Close flows idle at ``now_ns`` (live capture calls this on a timer)."""
@@ -253,6 +269,6 @@ class FlowMeter:
             orphan_fragments=int(c[kern.C_ORPHAN_FRAGS]),
             fragments=int(c[kern.C_FRAGMENTS]),
             open_flows=int(self._meta[kern.M_ACTIVE]),
-            peak_open_flows=self._peak,
+            peak_open_flows=int(self._meta[kern.M_PEAK]),
             table_capacity=self._cap,
         )

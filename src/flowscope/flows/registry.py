@@ -62,8 +62,12 @@ class FlowView:
     def max(self, base: int) -> Array:
         return np.where(self.n(base) > 0, self._f[:, base + S.W_MAX], 0.0)
 
+    def span_us(self, start: int, end: int) -> Array:
+        """µs between two ns timestamp columns, subtracted as integers (exact)."""
+        return (self._i[:, end] - self._i[:, start]) / 1000.0
+
     def duration_us(self) -> Array:
-        return (self._i[:, S.I_LAST_TS] - self._i[:, S.I_FIRST_TS]) / 1000.0
+        return self.span_us(S.I_FIRST_TS, S.I_LAST_TS)
 
     def packets(self) -> Array:
         return self.i(S.I_FWD_PKTS) + self.i(S.I_BWD_PKTS)
@@ -247,7 +251,8 @@ _add(
     "Flow Bytes/s",
     "Flow Bytes/s",
     "Flow Byts/s",
-    "0 instead of Infinity/NaN for zero-duration flows (CIC-IDS2017 holds 'Infinity').",
+    "0 instead of Infinity/NaN for zero-duration flows (CIC-IDS2017 holds 'Infinity'); "
+    "ICMP payload counts (CICFlowMeter: 0 for non-TCP/UDP).",
 )
 _add(
     "flow_packets_per_s",
@@ -648,6 +653,7 @@ _add(
     "Fwd Act Data Pkts",
     "act_data_pkt_fwd",
     "Fwd Act Data Pkts",
+    _ICMP_LEN,
 )
 _add(
     "bwd_act_data_packets",
@@ -657,6 +663,7 @@ _add(
     "Bwd Act Data Pkts",
     None,
     None,
+    _ICMP_LEN,
 )
 _add(
     "fwd_seg_size_min",
@@ -666,6 +673,7 @@ _add(
     "Fwd Seg Size Min",
     "min_seg_size_forward",
     "Fwd Seg Size Min",
+    _HDR_DEV,
 )
 _add(
     "bwd_seg_size_min",
@@ -675,6 +683,9 @@ _add(
     "Bwd Seg Size Min",
     None,
     None,
+    "The corrected CICFlowMeter fork writes 0 in every row (a bug: seen in all rows of the "
+    "parity captures, TCP flows with backward packets included); flowscope reports the "
+    "value. ICMP's 8-byte header counts, as for fwd_seg_size_min.",
 )
 
 # -------------------------------------------------------------------- active / idle
@@ -784,10 +795,11 @@ _add(
     "µs",
     "time from the first packet of the connection (before any "
     "active-timeout split) to this flow's last packet",
-    lambda v: (v.i(S.I_LAST_TS) - v.i(S.I_CONN_START)) / 1000.0,
+    lambda v: v.span_us(S.I_CONN_START, S.I_LAST_TS),
     "Total Connection Flow Time",
     None,
     None,
+    "Defined for every protocol; the corrected fork fills it for TCP only (0 otherwise).",
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
