@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -219,7 +220,12 @@ class Row:
     tree_rss_mib: float | None = None
     flows: int | None = None
     open_flows: int | None = None  # most flows open at once in the input (generator's count)
+    processing_s: float | None = None  # flowscope's own timer: reading to last row written
     runs: list[float] = field(default_factory=list)
+
+    @property
+    def processing_pps(self) -> float | None:
+        return self.packets / self.processing_s if self.ok and self.processing_s else None
 
     @property
     def pps(self) -> float | None:
@@ -245,6 +251,7 @@ class Row:
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["pps"] = self.pps
+        d["processing_pps"] = self.processing_pps
         return d
 
 
@@ -447,6 +454,16 @@ def run_flowscope(
     assert best is not None
     row.fill(best)
     row.flows = parquet_rows(out)
+    # The closing summary's "time" line: capture open to last flow written, without the
+    # interpreter start-up and the loading of compiled kernels (reported as "JIT").
+    found = re.search(r"^time\s+([0-9.]+) s", best.stderr, re.M)
+    if found and not cold:
+        row.processing_s = float(found.group(1))
+        startup = (best.wall_s or 0.0) - row.processing_s
+        row.note = (
+            f"processing {row.processing_s:.2f} s = {_mpps(row.processing_pps)} pkt/s "
+            f"(flowscope's own timer; start-up, imports and kernel-cache load {startup:.2f} s)"
+        )
     return row
 
 
@@ -645,6 +662,7 @@ def verdicts(rows: list[Row], scaling: list[Row]) -> tuple[list[str], float | No
     warm = next((r for r in rows if r.tool == "flowscope" and r.config.startswith("warm")), None)
     nfs = next((r for r in rows if r.tool == "NFStream" and r.config.startswith("default")), None)
     fs = warm.pps if warm else None
+    proc = warm.processing_pps if warm else None
     out = []
     if fs is None:
         out.append(
@@ -653,8 +671,17 @@ def verdicts(rows: list[Row], scaling: list[Row]) -> tuple[list[str], float | No
         )
     else:
         ok_pps = fs >= TARGET_PPS
-        line = f"≥ {TARGET_PPS / 1e6:.1f} M packets/s on one core: **{_pf(ok_pps)}** ({_mpps(fs)})"
+        line = (
+            f"≥ {TARGET_PPS / 1e6:.1f} M packets/s on one core, end to end (process start to "
+            f"exit): **{_pf(ok_pps)}** ({_mpps(fs)})"
+        )
         out.append(line)
+        if proc:
+            out.append(
+                f"≥ {TARGET_PPS / 1e6:.1f} M packets/s on one core, processing (capture open to "
+                f"last flow on disk, flowscope's own timer): **{_pf(proc >= TARGET_PPS)}** "
+                f"({_mpps(proc)})"
+            )
         if nfs is not None and nfs.pps:
             ratio = fs / nfs.pps
             out.append(
