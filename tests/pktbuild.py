@@ -311,5 +311,6 @@ def eth_udp4(
     src: str, dst: str, sport: int, dport: int, payload: Payload = b"", *, ttl: int = 64
 ) -> bytes:
     """Ethernet / IPv4 / UDP frame."""
-    return ether(ipv4(udp(payload, sport=sport, dport=dport), src=src, dst=dst, proto=PROTO_UDP,
-                      ttl=ttl))  # fmt: skip
+    return ether(
+        ipv4(udp(payload, sport=sport, dport=dport), src=src, dst=dst, proto=PROTO_UDP, ttl=ttl)
+    )

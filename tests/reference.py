@@ -129,8 +129,13 @@ class RefFlow:
     def label(self) -> str:
         return (
             f"{self.source}#{self.row} proto {self.protocol} "
-            f"{self.src_ip}:{self.src_port} -> {self.dst_ip}:{self.dst_port}"
+            f"{endpoint(self.src_ip, self.src_port)} -> {endpoint(self.dst_ip, self.dst_port)}"
         )
+
+
+def endpoint(ip: str, port: int) -> str:
+    """'1.2.3.4:80' or '[2001:db8::1]:443'."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def flow_key(
@@ -166,8 +171,8 @@ def _cic_header_map() -> dict[str, str]:
 
 
 CIC_HEADER_MAP: dict[str, str] = _cic_header_map()
-# CIC-IDS2017's CSVs repeat "Fwd Header Length" (pandas reads the second as ".1").
-CIC_DUPLICATE_COLUMNS = {"Fwd Header Length.1": "fwd_header_bytes"}
+# CIC-IDS2017's CSVs repeat "Fwd Header Length"; the second copy is kept in RefFlow.raw
+# as "Fwd Header Length.1" (pandas' name for it) and not mapped.
 
 _TS_FORMATS = (
     "%Y-%m-%d %H:%M:%S.%f",  # corrected fork, RustiFlow (after stripping " UTC")
@@ -182,7 +187,8 @@ def parse_cic_timestamp(text: str, utc_offset_s: float = 0.0) -> tuple[int, int]
     """(ns since the epoch in UTC, resolution in ns) of a CIC Timestamp cell.
 
     ``utc_offset_s`` is the offset of the clock the tool printed in (e.g. −3 h for the
-    CIC-IDS2017 CSVs, written in New Brunswick summer time).
+    CIC-IDS2017 CSVs, written in New Brunswick summer time). Beware: some CIC-IDS2017
+    files write afternoon times on a 12-hour clock without AM/PM ('3:30' for 15:30).
     """
     s = text.strip()
     if s.endswith(" UTC"):
@@ -372,9 +378,9 @@ class NdpiFlow:
 
     def label(self) -> str:
         return (
-            f"{self.source} #{self.index} {self.proto_name} {self.a_ip}:{self.a_port} <-> "
-            f"{self.b_ip}:{self.b_port} [{self.a_packets} pkts/{self.a_bytes} B <-> "
-            f"{self.b_packets} pkts/{self.b_bytes} B]"
+            f"{self.source} #{self.index} {self.proto_name} {endpoint(self.a_ip, self.a_port)}"
+            f" <-> {endpoint(self.b_ip, self.b_port)} [{self.a_packets} pkts/{self.a_bytes} B"
+            f" <-> {self.b_packets} pkts/{self.b_bytes} B]"
         )
 
 
@@ -480,8 +486,9 @@ class OurFlow:
     def label(self) -> str:
         d = self.data
         return (
-            f"ours#{self.row} proto {d['protocol']} {d['src_ip']}:{d['src_port']} -> "
-            f"{d['dst_ip']}:{d['dst_port']} ({d['fwd_packets']:.0f}/{d['bwd_packets']:.0f} "
+            f"ours#{self.row} proto {d['protocol']} {endpoint(d['src_ip'], d['src_port'])} -> "
+            f"{endpoint(d['dst_ip'], d['dst_port'])} ({d['fwd_packets']:.0f}/"
+            f"{d['bwd_packets']:.0f} "
             f"pkts, end {d['end_reason']})"
         )
 
@@ -490,7 +497,7 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 EXTRA_NAMES = tuple(f.name for f in EXTRAS)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache
 def _extract(path: str) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
     import pyarrow as pa
 
@@ -699,6 +706,12 @@ TUNNELS: dict[tuple[int, int], str] = {
 }
 
 
+def tunnel_of(o: OurFlow) -> str | None:
+    """Name of the tunnel whose outer packets flow ``o`` carries, None if not a tunnel."""
+    p = int(o["protocol"])
+    return TUNNELS.get((p, int(o["dst_port"]))) or TUNNELS.get((p, int(o["src_port"])))
+
+
 @dataclass
 class NdpiOutcome:
     """How one nDPI flow compares with flowscope's flows of the same 5-tuple.
@@ -720,19 +733,19 @@ class NdpiOutcome:
     swapped: bool  # flowscope's forward direction (first packet) is nDPI's b → a
 
 
-def _fwd_is_a(o: OurFlow, a: tuple[str, int]) -> bool:
+def fwd_is_a(o: OurFlow, a: tuple[str, int]) -> bool:
     """Is flowscope's forward direction nDPI's a → b? (no ports outside TCP/UDP)"""
     if int(o["protocol"]) not in (6, 17):
         return normalise_ip(o["src_ip"]) == a[0]
     return (normalise_ip(o["src_ip"]), int(o["src_port"])) == a
 
 
-def _our_totals(flows: Sequence[OurFlow], a: tuple[str, int], bytes_kind: str) -> list[int]:
+def our_totals(flows: Sequence[OurFlow], a: tuple[str, int], bytes_kind: str) -> list[int]:
     t = [0, 0, 0, 0]
     for o in flows:
         f = (int(o["fwd_packets"]), int(o[f"fwd_{bytes_kind}_bytes"]))
         b = (int(o["bwd_packets"]), int(o[f"bwd_{bytes_kind}_bytes"]))
-        if not _fwd_is_a(o, a):
+        if not fwd_is_a(o, a):
             f, b = b, f
         t[0] += f[0]
         t[1] += b[0]
@@ -761,17 +774,7 @@ def compare_ndpi(
     n_by_key: dict[Any, list[NdpiFlow]] = defaultdict(list)
     for n in nflows:
         n_by_key[n.key].append(n)
-    tunnels = sorted(
-        {
-            TUNNELS[k]
-            for o in ours
-            for k in (
-                (int(o["protocol"]), int(o["dst_port"])),
-                (int(o["protocol"]), int(o["src_port"])),
-            )
-            if k in TUNNELS
-        }
-    )
+    tunnels = sorted({t for o in ours if (t := tunnel_of(o))})
     outcomes: list[NdpiOutcome] = []
     for key, ns in n_by_key.items():
         mine = sorted(by_key.get(key, []), key=lambda o: (o.first_seen, o.row))
@@ -783,8 +786,8 @@ def compare_ndpi(
             if not same:
                 pa, pb, ba, bb = pb, pa, bb, ba
             nt = [nt[0] + pa, nt[1] + pb, nt[2] + ba, nt[3] + bb]
-        ot = _our_totals(mine, a, bytes_kind)
-        swapped = bool(mine) and not _fwd_is_a(mine[0], a)
+        ot = our_totals(mine, a, bytes_kind)
+        swapped = bool(mine) and not fwd_is_a(mine[0], a)
         if not mine:
             if tunnels:
                 status, cause = "missing", "tunnel: " + "/".join(tunnels)

@@ -13,7 +13,9 @@ Contract under test:
 
 from __future__ import annotations
 
+import random
 import struct
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -21,10 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from capwriter import write_pcap
 from flowscope.capture.batch import PacketBatch
 from flowscope.decode import DecodedBatch, decode
 from flowscope.decode import layout as L
 from flowscope.flows import state as S
+from flowscope.flows.extract import ExtractSummary, extract_capture
 from flowscope.flows.features import compute_features
 from flowscope.flows.meter import FlowMeter, FlowRecords, MeterConfig
 from pktbuild import (
@@ -48,6 +52,7 @@ from pktbuild import (
     arp,
     dest_opts,
     eth_tcp4,
+    eth_udp4,
     ether,
     frag6,
     hop_by_hop,
@@ -115,8 +120,9 @@ def check_decoded(dec: DecodedBatch, batch: PacketBatch) -> None:
         return
     ipver = ok[:, L.DEC_IPVER]
     assert np.isin(ipver, [4, 6]).all()
-    hdr, l4, pay, ip_len = (ok[:, c] for c in (L.DEC_IP_HDR_LEN, L.DEC_L4_HDR_LEN,
-                                                 L.DEC_PAYLOAD_LEN, L.DEC_IP_LEN))  # fmt: skip
+    hdr, l4, pay, ip_len = (
+        ok[:, c] for c in (L.DEC_IP_HDR_LEN, L.DEC_L4_HDR_LEN, L.DEC_PAYLOAD_LEN, L.DEC_IP_LEN)
+    )
     assert (hdr >= np.where(ipver == 4, 20, 40)).all()
     assert (l4 >= 0).all() and (pay >= 0).all()
     assert (ip_len >= hdr + l4 + pay).all()
@@ -133,7 +139,7 @@ def check_decoded(dec: DecodedBatch, batch: PacketBatch) -> None:
         (L.DEC_ICMP_CODE, -1, 255),
         (L.DEC_VLAN, 0, 4095),
     ):
-        assert ((ok[:, col] >= lo) & (ok[:, col] <= hi)).all(), L.__dict__
+        assert ((ok[:, col] >= lo) & (ok[:, col] <= hi)).all(), col
     later = ok[:, L.DEC_FRAG] == L.FRAG_LATER
     assert (ok[later, L.DEC_L4_HDR_LEN] == 0).all()
     assert (ok[later, L.DEC_SPORT] == 0).all() and (ok[later, L.DEC_DPORT] == 0).all()
@@ -350,8 +356,7 @@ def packet_specs(draw: st.DrawFn) -> tuple[int, int, bytes]:
         ident = draw(st.integers(0, 1))
         off = draw(st.sampled_from([0, 0, 8, 16]))
         body = udp(8, sport=sport, dport=dport) if off == 0 else b"z" * 16
-        ip = ipv4(body, src=a, dst=b, proto=PROTO_UDP, ident=ident, mf=off < 16,
-                  frag_offset=off)  # fmt: skip
+        ip = ipv4(body, src=a, dst=b, proto=PROTO_UDP, ident=ident, mf=off < 16, frag_offset=off)
         return step, LT_ETHERNET, ether(ip)
     if kind == "junk":
         return step, draw(st.sampled_from(LINKTYPES)), draw(st.binary(max_size=80))
@@ -369,20 +374,25 @@ def records_equal(x: FlowRecords, y: FlowRecords) -> None:
 
 
 def feed(
-    meter: FlowMeter, batches: list[PacketBatch], raw: bool
+    meter: FlowMeter, batches: list[PacketBatch], raw: bool, hold: bool = False
 ) -> tuple[FlowRecords, list[npt.NDArray[np.int64]]]:
-    """Run batches through one entry point; returns all flows and per-batch statuses."""
+    """Run batches through one entry point; returns all flows and, for ``update``, the
+    per-batch statuses (after metering, so orphan fragments are marked). ``hold``:
+    update_raw keeps finished flows until its buffer needs room; take() collects them."""
     out: list[FlowRecords] = []
     statuses = []
     for batch in batches:
         if raw:
-            out.extend(meter.update_raw(batch))
-            statuses.append(np.zeros(0, np.int64))
+            out.extend(meter.update_raw(batch, hold=hold))
         else:
             dec = decode(batch)
             check_decoded(dec, batch)
             out.extend(meter.update(dec))
             statuses.append(dec.fields[:, L.DEC_STATUS].copy())  # after metering: orphans
+    held = meter.take()
+    assert held is None or hold
+    if held is not None:
+        out.append(held)
     out.extend(meter.flush())
     return FlowRecords.concat(out), statuses
 
@@ -395,6 +405,7 @@ def feed(
     idle=st.sampled_from([0.5, 1.0, 120.0]),
     active=st.sampled_from([0.8, 3.0, 3600.0]),
     output_rows=st.sampled_from([3, 4, 65536]),
+    grace=st.sampled_from([0.0, 0.4, 1.0]),
 )
 def test_meter_accounts_for_every_packet(
     specs: list[tuple[int, int, bytes]],
@@ -403,6 +414,7 @@ def test_meter_accounts_for_every_packet(
     idle: float,
     active: float,
     output_rows: int,
+    grace: float,
 ) -> None:
     ts = list(np.cumsum([s for s, _, _ in specs]) + T0)
     frames = [f for _, _, f in specs]
@@ -414,7 +426,11 @@ def test_meter_accounts_for_every_packet(
         for k in range(0, len(frames), split)
     ]
     cfg = MeterConfig(
-        idle_timeout=idle, active_timeout=active, max_flows=max_flows, output_rows=output_rows
+        idle_timeout=idle,
+        active_timeout=active,
+        max_flows=max_flows,
+        output_rows=output_rows,
+        close_grace=grace,
     )
 
     meter = FlowMeter(cfg)
@@ -450,17 +466,50 @@ def test_meter_accounts_for_every_packet(
     one_meter = FlowMeter(cfg)
     one_recs, _ = feed(one_meter, [whole], raw=True)
     records_equal(one_recs, recs)
+    # holding finished flows in the output buffer changes nothing but the chunking
+    held_meter = FlowMeter(cfg)
+    held_recs, _ = feed(held_meter, parts, raw=True, hold=True)
+    records_equal(held_recs, recs)
+
+
+def test_extract_summary_accounts_for_every_packet(tmp_path: Path) -> None:
+    """Through a capture file (the `flowscope flows` path): packets in flows plus
+    skipped packets equal packets read, and the flow rows hold every metered packet."""
+    rng = random.Random(1234)
+    eth = [f for lt, f in CORPUS if lt == LT_ETHERNET]
+    packets = []
+    t = T0
+    for _ in range(400):
+        t += rng.choice([0, 1000, 10**6, 2 * NS, -(10**6)])
+        frame = bytearray(rng.choice(eth))
+        for _ in range(rng.randrange(3)):
+            frame[rng.randrange(len(frame))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            frame = frame[: rng.randrange(len(frame) + 1)]
+        if rng.random() < 0.1:
+            frame = bytearray(rng.randbytes(rng.randrange(60)))
+        packets.append((t, bytes(frame)))
+    pcap = write_pcap(tmp_path / "mix.pcap", packets, nanos=True)
+    summary = ExtractSummary()
+    cfg = MeterConfig(idle_timeout=1.0, max_flows=4)
+    rows = [r for tab in extract_capture(pcap, cfg, summary) for r in tab.to_pylist()]
+    assert summary.packets_read == len(packets)
+    assert summary.packets_in_flows + sum(summary.skipped.values()) == summary.packets_read
+    assert sum(r["fwd_packets"] + r["bwd_packets"] for r in rows) == summary.packets_in_flows
+    assert len(rows) == summary.flows
+    assert summary.malformed <= sum(summary.skipped.values())
 
 
 # ------------------------------------------------------------------- SYN flood
 
 
-def syn_flood(n: int, t0: int) -> PacketBatch:
-    """``n`` SYNs to 10.0.0.2:80, each from a different spoofed source 1 µs apart."""
+def syn_flood(n: int, t0: int, first_src: int = 0x0B000000) -> PacketBatch:
+    """``n`` SYNs to 10.0.0.2:80, each from a different spoofed source 1 µs apart
+    (sources ``first_src`` onwards, by default 11.0.0.0)."""
     template = np.frombuffer(eth_tcp4("0.0.0.0", "10.0.0.2", 40000, 80, SYN), np.uint8)
     size = template.shape[0]
     data = np.tile(template, n).reshape(n, size)
-    src = np.arange(n, dtype=np.uint32) + np.uint32(0x0B000000)  # 11.0.0.0 onwards
+    src = np.arange(n, dtype=np.uint32) + np.uint32(first_src)
     off = 14 + 12  # IPv4 source address
     data[:, off : off + 4] = src.astype(">u4").view(np.uint8).reshape(n, 4)
     return PacketBatch(
@@ -494,3 +543,79 @@ def test_syn_flood_keeps_table_bounded(raw: bool) -> None:
     assert evicted == n - limit and st_.open_flows == limit
     assert st_.peak_open_flows == limit
     assert sum(len(r) for r in meter.flush()) == limit
+
+
+def test_busy_connection_survives_a_syn_flood() -> None:
+    """Second-chance eviction: a connection that keeps sending while a spoofed flood
+    overflows the table is re-queued instead of evicted, so it stays one flow.
+
+    max_flows = 1000; 20 000 SYNs from distinct sources, and one packet of the busy UDP
+    flow after every 250 SYNs: it reaches the head of the queue about every 1000 new
+    flows, and has always sent since it was (re)queued.
+    """
+    n, limit, chunk = 20_000, 1000, 250
+    meter = FlowMeter(MeterConfig(max_flows=limit))
+    t = T0
+    finished: list[FlowRecords] = []
+    for k in range(0, n, chunk):
+        finished += meter.update_raw(syn_flood(chunk, t, first_src=0x0B000000 + k))
+        t += chunk * 1000
+        busy = PacketBatch.from_packets([(t, eth_udp4("10.0.0.1", "10.0.0.2", 5555, 53, 10))])
+        finished += meter.update_raw(busy)
+        t += 1000
+    done = FlowRecords.concat(finished)
+    assert (done.I[:, S.I_END_REASON] == S.END_EVICTED).all()
+    assert not (done.I[:, S.I_SPORT] == 5555).any()
+    st_ = meter.stats
+    assert (st_.flows, st_.evicted, st_.open_flows) == (n + 1, n + 1 - limit, limit)
+    rest = FlowRecords.concat(list(meter.flush()))
+    mine = rest.I[rest.I[:, S.I_SPORT] == 5555]
+    assert len(mine) == 1 and mine[0, S.I_FWD_PKTS] == n // chunk
+
+
+# ------------------------------------------------------------------- text columns
+
+
+@FUZZ
+@given(
+    addrs=st.lists(
+        st.one_of(
+            st.integers(0, 2**128 - 1),
+            # sparse addresses: runs of zero groups in every position
+            st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xDB8]), min_size=8, max_size=8).map(
+                lambda gs: int.from_bytes(struct.pack(">8H", *gs), "big")
+            ),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_ip_text_matches_ipaddress(addrs: list[int]) -> None:
+    """Addresses are written as RFC 5952 IPv6 text (what ``ipaddress`` prints), and
+    IPv4-mapped ones (how IPv4 is stored) as dotted quads."""
+    import ipaddress
+
+    from flowscope.flows._format import format_ips
+
+    hi = np.array([a >> 64 for a in addrs], dtype=np.uint64)
+    lo = np.array([a & (2**64 - 1) for a in addrs], dtype=np.uint64)
+    want = []
+    for a in addrs:
+        ip = ipaddress.IPv6Address(a)
+        want.append(str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip))
+    assert format_ips(hi, lo).to_pylist() == want
+
+
+@FUZZ
+@given(ns=st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=30))
+def test_timestamp_text_matches_datetime(ns: list[int]) -> None:
+    """'YYYY-MM-DD HH:MM:SS.ffffff' in UTC, microseconds truncated (int64 ns: up to 2262)."""
+    import datetime as dt
+
+    from flowscope.flows._format import format_times
+
+    epoch = dt.datetime(1970, 1, 1)
+    want = [
+        (epoch + dt.timedelta(microseconds=t // 1000)).strftime("%Y-%m-%d %H:%M:%S.%f") for t in ns
+    ]
+    assert format_times(np.array(ns, dtype=np.int64)).to_pylist() == want

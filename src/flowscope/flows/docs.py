@@ -57,7 +57,8 @@ sees the features it was trained on.
   becoming one-packet flows. Such artefact flows look like ACK or RST probes to a model
   or a scan rule; across the 254 nDPI captures 576 of 582 stray packets after a close
   arrive within 1 s. A new SYN, or silence longer than the grace period, starts a new
-  flow. Live use sees the flow's final record up to grace + 1 s after it ended.
+  flow. Live use sees the flow's final record up to grace + 1 s after it ended. The grace
+  never exceeds the idle timeout, and flows in it count as open (they hold a table slot).
 - **Single-packet flows** are kept: scans are made of them.
 - **IP fragments**: the first fragment carries the transport header and ports; later
   fragments are matched to it by (source, destination, protocol, IP id) within 30 s and

@@ -56,7 +56,8 @@ class MeterConfig:
         p[kern.P_MAX_FLOWS] = self.max_flows
         p[kern.P_FRAG_TIMEOUT] = int(self.fragment_timeout * _NS)
         p[kern.P_EXPIRY_INTERVAL] = int(min(1.0, self.idle_timeout) * _NS)
-        p[kern.P_CLOSE_GRACE] = int(self.close_grace * _NS)
+        # A closed flow never outlives what the idle timeout would allow an open one.
+        p[kern.P_CLOSE_GRACE] = int(min(self.close_grace, self.idle_timeout) * _NS)
         return p
 
 
@@ -96,7 +97,7 @@ class MeterStats:
     ts_backwards: int = 0
     orphan_fragments: int = 0
     fragments: int = 0
-    open_flows: int = 0
+    open_flows: int = 0  # flows in the table, including those in their close grace period
     peak_open_flows: int = 0
     table_capacity: int = 0
     extra: dict[str, int] = field(default_factory=dict)

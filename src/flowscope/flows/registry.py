@@ -799,7 +799,7 @@ _add(
     "Total Connection Flow Time",
     None,
     None,
-    "Defined for every protocol; the corrected fork fills it for TCP only (0 otherwise).",
+    "Defined for every protocol; the corrected fork writes 0 for ICMP flows.",
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
