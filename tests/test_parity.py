@@ -174,7 +174,7 @@ DOCUMENTED: dict[str, tuple[str | tuple[str, ...], Scope]] = {
     # The fork writes 0 for ICMP flows. Its registry text says "TCP only", but the
     # fork's one UDP flow with a duration (nmap-a-t4) has the value, as ours: the scope
     # is what was observed, non-TCP/UDP.
-    "connection_time": ("the corrected fork fills it for TCP only", _not_tcp_udp),
+    "connection_time": ("the corrected fork writes 0 for ICMP flows", _not_tcp_udp),
     # CICFlowMeter double-counted CWR/ECE over both directions.
     "cwr_flag_count": ("counted some flags over both directions twice", _any),
     "ece_flag_count": ("counted some flags over both directions twice", _any),

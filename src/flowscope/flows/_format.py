@@ -20,18 +20,15 @@ _V4_PREFIX_MASK = np.uint64(0xFFFFFFFF00000000)
 @njit(cache=True, inline="always")
 def _put_dec(buf: np.ndarray, pos: int, v: int) -> int:
     """Write a non-negative integer in decimal; returns the new position."""
-    if v == 0:
-        buf[pos] = 48
-        return pos + 1
-    tmp = np.empty(20, np.uint8)
-    k = 0
-    while v > 0:
-        tmp[k] = 48 + v % 10
+    digits = 1
+    t = v
+    while t >= 10:
+        t //= 10
+        digits += 1
+    for k in range(digits - 1, -1, -1):
+        buf[pos + k] = 48 + v % 10
         v //= 10
-        k += 1
-    for j in range(k):
-        buf[pos + j] = tmp[k - 1 - j]
-    return pos + k
+    return pos + digits
 
 
 @njit(cache=True)

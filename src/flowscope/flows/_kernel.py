@@ -69,12 +69,9 @@ from flowscope.flows.state import (
     END_IDLE,
     END_RST,
     F_ACTIVE,
-    F_ALL_LEN,
     F_BWD_IAT,
-    F_BWD_LEN,
     F_FLOW_IAT,
     F_FWD_IAT,
-    F_FWD_LEN,
     F_IDLE,
     F_NCOLS,
     I_ACTIVE_END,
@@ -90,6 +87,9 @@ from flowscope.flows.state import (
     I_BWD_INIT_WIN,
     I_BWD_IP_BYTES,
     I_BWD_LAST_TS,
+    I_BWD_LEN_MAX,
+    I_BWD_LEN_MIN,
+    I_BWD_LEN_SUMSQ,
     I_BWD_PKTS,
     I_BWD_RETX,
     I_BWD_SEQ_END,
@@ -113,6 +113,9 @@ from flowscope.flows.state import (
     I_FWD_INIT_WIN,
     I_FWD_IP_BYTES,
     I_FWD_LAST_TS,
+    I_FWD_LEN_MAX,
+    I_FWD_LEN_MIN,
+    I_FWD_LEN_SUMSQ,
     I_FWD_PKTS,
     I_FWD_RETX,
     I_FWD_SEQ_END,
@@ -134,6 +137,7 @@ from flowscope.flows.state import (
     K_DST_LO,
     K_SRC_HI,
     K_SRC_LO,
+    LEN_MIN_UNSET,
     TCP_BWD_FIN,
     TCP_FWD_FIN,
     TCP_RST,
@@ -418,6 +422,10 @@ def _new_flow(
     I[s, I_BWD_TTL_MIN] = 256
     I[s, I_FWD_TTL_MAX] = -1
     I[s, I_BWD_TTL_MAX] = -1
+    I[s, I_FWD_LEN_MIN] = LEN_MIN_UNSET
+    I[s, I_BWD_LEN_MIN] = LEN_MIN_UNSET
+    I[s, I_FWD_LEN_MAX] = -1
+    I[s, I_BWD_LEN_MAX] = -1
     I[s, I_VLAN] = vlan
     K[s, K_SRC_HI] = s_hi
     K[s, K_SRC_LO] = s_lo
@@ -510,7 +518,8 @@ def _update(
         )  # fmt: skip
         d_retx, d_seq, d_or, d_first = I_FWD_RETX, I_FWD_SEQ_END, I_FWD_FLAGS_OR, I_FWD_FIRST_FLAGS
         d_tmin, d_tmax, d_bulk, o_bulk = I_FWD_TTL_MIN, I_FWD_TTL_MAX, I_FWD_BULK0, I_BWD_BULK0
-        f_iat, f_len = F_FWD_IAT, F_FWD_LEN
+        d_sq, d_lmin, d_lmax = I_FWD_LEN_SUMSQ, I_FWD_LEN_MIN, I_FWD_LEN_MAX
+        f_iat = F_FWD_IAT
     else:
         d_pkts, d_last, d_bytes, d_ip, d_wire = (
             I_BWD_PKTS, I_BWD_LAST_TS, I_BWD_BYTES, I_BWD_IP_BYTES, I_BWD_WIRE_BYTES,
@@ -520,7 +529,8 @@ def _update(
         )  # fmt: skip
         d_retx, d_seq, d_or, d_first = I_BWD_RETX, I_BWD_SEQ_END, I_BWD_FLAGS_OR, I_BWD_FIRST_FLAGS
         d_tmin, d_tmax, d_bulk, o_bulk = I_BWD_TTL_MIN, I_BWD_TTL_MAX, I_BWD_BULK0, I_FWD_BULK0
-        f_iat, f_len = F_BWD_IAT, F_BWD_LEN
+        d_sq, d_lmin, d_lmax = I_BWD_LEN_SUMSQ, I_BWD_LEN_MIN, I_BWD_LEN_MAX
+        f_iat = F_BWD_IAT
 
     if I[s, d_pkts] > 0:
         _welford(F, s, f_iat, (ts - I[s, d_last]) / 1000.0)
@@ -529,8 +539,11 @@ def _update(
     I[s, d_bytes] += payload
     I[s, d_ip] += row[DEC_IP_LEN]
     I[s, d_wire] += row[DEC_WIRELEN]
-    _welford(F, s, f_len, float(payload))
-    _welford(F, s, F_ALL_LEN, float(payload))
+    I[s, d_sq] += payload * payload
+    if payload < I[s, d_lmin]:
+        I[s, d_lmin] = payload
+    if payload > I[s, d_lmax]:
+        I[s, d_lmax] = payload
     if payload > 0:
         I[s, d_act] += 1
         _bulk(I, s, d_bulk, o_bulk, ts, payload, params[P_BULK_GAP])

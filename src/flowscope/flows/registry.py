@@ -66,6 +66,42 @@ class FlowView:
         """µs between two ns timestamp columns, subtracted as integers (exact)."""
         return (self._i[:, end] - self._i[:, start]) / 1000.0
 
+    def _len_parts(self, direction: str) -> tuple[Array, Array, Array, Array, Array]:
+        """(count, sum, sum of squares, min, max) of payload lengths, as int64 arrays."""
+        i = self._i
+        if direction == "fwd":
+            cols = (S.I_FWD_PKTS, S.I_FWD_BYTES, S.I_FWD_LEN_SUMSQ, S.I_FWD_LEN_MIN,
+                    S.I_FWD_LEN_MAX)  # fmt: skip
+            return tuple(i[:, c] for c in cols)  # type: ignore[return-value]
+        if direction == "bwd":
+            cols = (S.I_BWD_PKTS, S.I_BWD_BYTES, S.I_BWD_LEN_SUMSQ, S.I_BWD_LEN_MIN,
+                    S.I_BWD_LEN_MAX)  # fmt: skip
+            return tuple(i[:, c] for c in cols)  # type: ignore[return-value]
+        f, b = self._len_parts("fwd"), self._len_parts("bwd")
+        return (f[0] + b[0], f[1] + b[1], f[2] + b[2], np.minimum(f[3], b[3]),
+                np.maximum(f[4], b[4]))  # fmt: skip
+
+    def len_stat(self, stat: str, direction: str) -> Array:
+        """Payload length statistic from exact integer sums.
+
+        The variance M2 = Σx² − (Σx)²/n is evaluated as Σx² − q·Σx − r·q − r²/n with
+        q, r = divmod(Σx, n): every term but the last is an exact int64 product, so equal
+        lengths give a standard deviation of exactly 0.
+        """
+        n, total, sumsq, lo, hi = self._len_parts(direction)
+        has = n > 0
+        if stat == "min":
+            return np.where(has, lo, 0).astype(np.float64)
+        if stat == "max":
+            return np.where(has, hi, 0).astype(np.float64)
+        nn = np.maximum(n, 1)
+        if stat == "mean":
+            return np.where(has, total / nn, 0.0)
+        q, r = np.divmod(total, nn)
+        m2 = (sumsq - q * total - r * q).astype(np.float64) - (r * r) / nn
+        var = np.where(n > 1, np.maximum(m2, 0.0) / np.maximum(n - 1, 1), 0.0)
+        return var if stat == "var" else np.sqrt(var)
+
     def duration_us(self) -> Array:
         return self.span_us(S.I_FIRST_TS, S.I_LAST_TS)
 
@@ -102,6 +138,11 @@ Compute = Callable[[FlowView], Array]
 def _stat(stat: str, base: int) -> Compute:
     """A running statistic (mean, std, min, max, total) of one Welford block."""
     return lambda v: getattr(v, stat)(base)
+
+
+def _len(direction: str, stat: str) -> Compute:
+    """A payload-length statistic of one direction (fwd, bwd) or of both (all)."""
+    return lambda v: v.len_stat(stat, direction)
 
 
 def _flag(k: int) -> Compute:
@@ -198,15 +239,15 @@ _add(
     _ICMP_LEN,
 )
 
-for _d, _D, _base, _c17, _c18 in (
-    ("fwd", "Fwd", S.F_FWD_LEN, "Fwd Packet Length", "Fwd Pkt Len"),
-    ("bwd", "Bwd", S.F_BWD_LEN, "Bwd Packet Length", "Bwd Pkt Len"),
+for _d, _D, _c17, _c18 in (
+    ("fwd", "Fwd", "Fwd Packet Length", "Fwd Pkt Len"),
+    ("bwd", "Bwd", "Bwd Packet Length", "Bwd Pkt Len"),
 ):
     _add(
         f"{_d}_pkt_len_max",
         "bytes",
         f"largest {_d} payload",
-        _stat("max", _base),
+        _len(_d, "max"),
         f"{_D} Packet Length Max",
         f"{_c17} Max",
         f"{_c18} Max",
@@ -216,7 +257,7 @@ for _d, _D, _base, _c17, _c18 in (
         f"{_d}_pkt_len_min",
         "bytes",
         f"smallest {_d} payload",
-        _stat("min", _base),
+        _len(_d, "min"),
         f"{_D} Packet Length Min",
         f"{_c17} Min",
         f"{_c18} Min",
@@ -226,7 +267,7 @@ for _d, _D, _base, _c17, _c18 in (
         f"{_d}_pkt_len_mean",
         "bytes",
         f"mean {_d} payload",
-        _stat("mean", _base),
+        _len(_d, "mean"),
         f"{_D} Packet Length Mean",
         f"{_c17} Mean",
         f"{_c18} Mean",
@@ -236,7 +277,7 @@ for _d, _D, _base, _c17, _c18 in (
         f"{_d}_pkt_len_std",
         "bytes",
         f"sample standard deviation of {_d} payload",
-        _stat("std", _base),
+        _len(_d, "std"),
         f"{_D} Packet Length Std",
         f"{_c17} Std",
         f"{_c18} Std",
@@ -420,7 +461,7 @@ _add(
     "pkt_len_min",
     "bytes",
     "smallest payload in either direction",
-    lambda v: v.min(S.F_ALL_LEN),
+    _len("all", "min"),
     "Packet Length Min",
     "Min Packet Length",
     "Pkt Len Min",
@@ -430,7 +471,7 @@ _add(
     "pkt_len_max",
     "bytes",
     "largest payload in either direction",
-    lambda v: v.max(S.F_ALL_LEN),
+    _len("all", "max"),
     "Packet Length Max",
     "Max Packet Length",
     "Pkt Len Max",
@@ -440,7 +481,7 @@ _add(
     "pkt_len_mean",
     "bytes",
     "mean payload over both directions",
-    lambda v: v.mean(S.F_ALL_LEN),
+    _len("all", "mean"),
     "Packet Length Mean",
     "Packet Length Mean",
     "Pkt Len Mean",
@@ -450,7 +491,7 @@ _add(
     "pkt_len_std",
     "bytes",
     "sample standard deviation of payload over both directions",
-    lambda v: v.std(S.F_ALL_LEN),
+    _len("all", "std"),
     "Packet Length Std",
     "Packet Length Std",
     "Pkt Len Std",
@@ -460,7 +501,7 @@ _add(
     "pkt_len_var",
     "bytes²",
     "sample variance of payload over both directions",
-    lambda v: v.var(S.F_ALL_LEN),
+    _len("all", "var"),
     "Packet Length Variance",
     "Packet Length Variance",
     "Pkt Len Var",

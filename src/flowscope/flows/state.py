@@ -33,8 +33,8 @@ I_CONN_START = 16  # first packet of the connection (survives active-timeout spl
 I_QUEUE_TS = 17  # when the flow was (re)queued in its expiry queue
 I_CLOSING = 18  # 1 once ended by RST/FIN, while it absorbs stray packets (grace period)
 I_FWD = 24  # start of the forward block
-I_BWD = 56  # start of the backward block
-I_NCOLS = 88
+I_BWD = 64  # start of the backward block
+I_NCOLS = 104
 
 # offsets inside a direction block
 D_PKTS = 0
@@ -53,7 +53,10 @@ D_FLAGS_OR = 19
 D_FIRST_FLAGS = 20  # flags of the direction's first TCP packet, -1 = none
 D_TTL_MIN = 21
 D_TTL_MAX = 22
+D_LEN_SUMSQ = 23  # sum of squared payload lengths (exact integer variance)
 D_BULK0 = 24  # .. 31: bulk transfer state (BULK_* offsets)
+D_LEN_MIN = 32  # smallest payload, 2**62 until the first packet
+D_LEN_MAX = 33
 
 I_FWD_PKTS = I_FWD + D_PKTS
 I_BWD_PKTS = I_BWD + D_PKTS
@@ -89,6 +92,13 @@ I_FWD_TTL_MAX = I_FWD + D_TTL_MAX
 I_BWD_TTL_MAX = I_BWD + D_TTL_MAX
 I_FWD_BULK0 = I_FWD + D_BULK0
 I_BWD_BULK0 = I_BWD + D_BULK0
+I_FWD_LEN_SUMSQ = I_FWD + D_LEN_SUMSQ
+I_BWD_LEN_SUMSQ = I_BWD + D_LEN_SUMSQ
+I_FWD_LEN_MIN = I_FWD + D_LEN_MIN
+I_BWD_LEN_MIN = I_BWD + D_LEN_MIN
+I_FWD_LEN_MAX = I_FWD + D_LEN_MAX
+I_BWD_LEN_MAX = I_BWD + D_LEN_MAX
+LEN_MIN_UNSET = 1 << 62
 
 # offsets inside a bulk block
 BULK_START = 0  # ts of the candidate bulk's first packet, 0 = none
@@ -124,16 +134,15 @@ W_MIN = 3
 W_MAX = 4
 W_SIZE = 5
 
-# shared blocks first, then per direction, then the rarely updated active/idle
+# Payload-length statistics are exact integer sums in I (count, sum, sum of squares,
+# min, max per direction), from which both directions' statistics follow too; only the
+# time statistics need floating point.
 F_FLOW_IAT = 0  # µs between consecutive packets of the flow
-F_ALL_LEN = 5  # transport payload bytes per packet, both directions
-F_FWD_LEN = 10
-F_FWD_IAT = 15
-F_BWD_LEN = 20
-F_BWD_IAT = 25
-F_ACTIVE = 30  # µs of each active period
-F_IDLE = 35  # µs of each idle gap (> activity timeout)
-F_NCOLS = 40
+F_FWD_IAT = 5
+F_BWD_IAT = 10
+F_ACTIVE = 15  # µs of each active period
+F_IDLE = 20  # µs of each idle gap (> activity timeout)
+F_NCOLS = 25
 
 # -------------------------------------------------------------- uint64 columns (K)
 K_SRC_HI = 0
