@@ -19,8 +19,11 @@ then the caller may already have used the packets before them.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -162,6 +165,9 @@ class _RawSource:
     def position(self) -> int:
         return self._pos
 
+    def fileno(self) -> int:
+        return self._f.fileno()
+
     def close(self) -> None:
         self._f.close()
 
@@ -302,6 +308,8 @@ class CaptureReader:
         self.snaplen = 0  # pcap global header's snapshot length (0 for pcapng)
         self._tail = _EMPTY  # bytes read while opening that the first chunk must start with
         self._scratch: _OutArrays | None = None
+        self._mm: mmap.mmap | None = None  # the file mapping of uncompressed input
+        self._released = 0  # bytes of the mapping already given back
         # pcap parameters, set from the global header.
         self._big = False
         self._hdr_len = 16
@@ -480,15 +488,24 @@ class CaptureReader:
         self._tail = _EMPTY
         base = self._consumed  # stream offset of buf[0]
         need = 0
+        mapped = self._map()
         while True:
-            t = len(tail)
-            cap = max(self._chunk_size, need, t + 1)
-            buf = np.empty(cap, np.uint8)
-            buf[:t] = tail
-            tail = _EMPTY  # drop the reference to the previous chunk
-            got = self._src.readinto(buf.data[t:])
-            fill = t + got
-            eof = fill < cap
+            cap = max(self._chunk_size, need, len(tail) + 1)
+            if mapped is not None:
+                # A window of the mapped file: no copy, and the kernel's page cache is
+                # the only buffer. The tail of a chunk is simply the next window's start.
+                stop = min(mapped.shape[0], base + cap)
+                buf = mapped[base:stop]
+                fill = stop - base
+                eof = stop >= mapped.shape[0]
+            else:
+                t = len(tail)
+                buf = np.empty(cap, np.uint8)
+                buf[:t] = tail
+                tail = _EMPTY  # drop the reference to the previous chunk
+                got = self._src.readinto(buf.data[t:])
+                fill = t + got
+                eof = fill < cap
             pos = 0
             while True:
                 if self.format == "pcap":
@@ -521,8 +538,47 @@ class CaptureReader:
                         f"({fill - pos} of {need} bytes){why}"
                     )
                 return
-            tail = buf[pos:fill]
+            if mapped is None:
+                tail = buf[pos:fill]
             base += pos
+            if mapped is not None:
+                self._release_mapped(base)
+
+    def _map(self) -> npt.NDArray[np.uint8] | None:
+        """The whole uncompressed file as a read-only array, or None (gzip, pipes, errors).
+
+        Batches are then views of the mapping; it stays alive as long as one of them
+        does, and is unmapped by the garbage collector after the last one goes.
+        """
+        if self.compressed or not isinstance(self._src, _RawSource):
+            return None
+        try:
+            fd = self._src.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size == 0:
+                return None
+            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(AttributeError, OSError):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        self._mm = mm
+        self._released = 0
+        return np.frombuffer(mm, dtype=np.uint8)
+
+    def _release_mapped(self, upto: int) -> None:
+        """Unmap pages already parsed, so resident memory does not grow with file size.
+
+        The mapping is read-only and file-backed: a batch still holding a view of a
+        released range faults the same bytes back in from the page cache.
+        """
+        step = 64 * 1024 * 1024
+        start = self._released
+        end = (upto // mmap.PAGESIZE) * mmap.PAGESIZE
+        if self._mm is None or end - start < step:
+            return
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self._released = end
 
     def _out_arrays(self, avail: int, min_record: int) -> _OutArrays:
         """Scratch output arrays for one kernel call, reused from call to call.
