@@ -2,7 +2,14 @@
 # System packages the test suite uses. Installed with apt-get when running as root;
 # otherwise only reported, so an unprivileged developer knows what is missing.
 set -euo pipefail
-pkgs=()  # filled in as features need them (lab tools, browser)
+# Traffic lab (src/flowscope/lab): capture, attack tools, servers and clients it runs
+# inside network namespaces. Servers are started by the lab with its own configs; the
+# Debian services these packages may auto-start are neither used nor touched.
+pkgs=(
+  tcpdump iproute2 ethtool procps psmisc openssl curl wget socat
+  nmap hping3 hydra patator slowhttptest apache2-utils iperf3
+  nginx openssh-server openssh-client dnsmasq-base bind9-dnsutils vsftpd
+)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -29,13 +29,17 @@ def run(
     ] = 1.0,
 ) -> None:
     """Build the lab, run SCENARIO, write capture.pcap, labels.csv, scenario.json to OUT."""
-    from flowscope.lab.runner import run_scenario
+    from flowscope.lab.runner import Interrupted, run_scenario
     from flowscope.lab.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    res = run_scenario(
-        sc, out, seed=seed, say=lambda m: typer.echo(m, err=True), time_scale=time_scale
-    )
+    try:
+        res = run_scenario(
+            sc, out, seed=seed, say=lambda m: typer.echo(m, err=True), time_scale=time_scale
+        )
+    except Interrupted as e:
+        typer.echo(f"flowscope: interrupted ({e}); the lab was torn down", err=True)
+        raise typer.Exit(130) from None
     typer.echo(
         f"wrote {res.out}: {res.attacks} attacks, {res.packets_captured} packets "
         f"({res.packets_dropped} dropped by kernel), {res.seconds:.1f} s",

@@ -30,6 +30,7 @@ STATE_DIR = Path("/run/flowscope-lab")
 NETNS_ETC = Path("/etc/netns")  # `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc
 _NS_RE = re.compile(r"^fsl-([0-9a-f]{8})-[a-z0-9]+$")
 _PR_SET_PDEATHSIG = 1
+_NO_OFFLOAD = ("tx", "off", "sg", "off", "tso", "off", "gso", "off", "gro", "off")
 
 
 class LabError(FlowscopeError):
@@ -144,6 +145,10 @@ class Lab:
             sh("ip", "-n", h.ns, "link", "set", "lo", "up")
             sh("ip", "-n", h.ns, "addr", "add", f"{h.addr}/24", "dev", "eth0")
             sh("ip", "-n", h.ns, "link", "set", "eth0", "up")
+            # Wire-sized frames: without this, veth passes 64 KiB TSO/GRO super-frames and
+            # the capture's packet counts and sizes would match no real network.
+            for host, dev in ((h.name, "eth0"), ("switch", port)):
+                self.exec_quiet(host, "ethtool", "-K", dev, *_NO_OFFLOAD)
             # Per-namespace: no ICMP rate limit (fast UDP scans, honest replies).
             self.exec_quiet(h.name, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
             # IPv4 only: no link-local IPv6 chatter (MLD, router solicitations) in captures.

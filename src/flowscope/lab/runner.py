@@ -22,23 +22,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from flowscope.lab import netns
-from flowscope.lab.attacks import plan_attack
+from flowscope.lab.attacks import Plan, plan_attack
 from flowscope.lab.netns import Lab, LabError
-from flowscope.lab.scenario import Scenario
+from flowscope.lab.scenario import Attack, Scenario
 from flowscope.lab.services import make_secrets, start_services, tool_versions
 from flowscope.lab.traffic import Context, start_generators, start_idle_connections
 
 TOOLS = (
-    "ip", "tcpdump", "nginx", "dnsmasq", "sshd", "ssh", "scp", "ssh-keygen", "curl", "wget",
-    "dig", "iperf3", "socat", "ping", "ss", "openssl", "nmap", "hping3", "hydra",
+    "ip", "ethtool", "tcpdump", "nginx", "dnsmasq", "sshd", "ssh", "scp", "ssh-keygen", "curl",
+    "wget", "dig", "iperf3", "socat", "ping", "ss", "openssl", "nmap", "hping3", "hydra",
     "slowhttptest", "ab",
 )  # fmt: skip
 LABEL_FIELDS = (
     "attack_id", "kind", "family", "intensity", "attacker", "attacker_addr", "victim",
     "victim_addr", "victim_ports", "protocol", "spoofed", "start_ns", "end_ns",
-    "start_iso", "end_iso", "exit_code", "command",
+    "start_iso", "end_iso", "exit_code", "timed_out", "command",
 )  # fmt: skip
 BUSY_MARGIN = 3.0  # s: attacker hosts make no benign traffic this close to their windows
 
@@ -104,13 +105,16 @@ def run_scenario(
         lab.build(sc.host_table())
         work.mkdir(parents=True, exist_ok=True)
         say(
-            f"lab {runid}: {len(lab.hosts)} hosts on {sc.subnet}.0/24, scenario {sc.name!r}, seed {seed}"
+            f"lab {runid}: {len(lab.hosts)} hosts on {sc.subnet}.0/24, "
+            f"scenario {sc.name!r}, seed {seed}"
         )
         cap_err = open(work / "tcpdump.err", "wb")  # noqa: SIM115
         tcpdump = lab.spawn(
             "switch",
-            ["tcpdump", "-i", "br0", "-n", "-s", str(sc.snaplen), "-B", "65536", "-U", "-Z", "root",
-             "--time-stamp-precision=nano", "-w", str(out / "capture.pcap")],
+            # niced up: when tools briefly saturate the CPU, the capture keeps up
+            ["nice", "-n", "-10", "tcpdump", "-i", "br0", "-n", "-s", str(sc.snaplen),
+             "-B", "65536", "-U", "-Z", "root", "--time-stamp-precision=nano",
+             "-w", str(out / "capture.pcap")],
             stderr=cap_err,
         )  # fmt: skip
         _wait_for(
@@ -151,39 +155,12 @@ def run_scenario(
         alock = threading.Lock()
         athreads = []
         for aid, a, plan in plans:
-
-            def fire(aid: str = aid, a: object = a, plan: object = plan) -> None:
-                from flowscope.lab.attacks import Plan
-                from flowscope.lab.scenario import Attack
-
-                assert isinstance(a, Attack) and isinstance(plan, Plan)
-                if ctx is not None and ctx.stop.wait(
-                    max(0.0, t0 + a.at * time_scale - time.time())
-                ):
-                    return
-                s = time.time_ns()
-                p = lab.run(a.attacker, plan.argv, timeout=a.duration * max(time_scale, 0.2), cwd=str(work))
-                e = time.time_ns()
-                row = {
-                    "attack_id": aid, "kind": a.kind, "family": a.family, "intensity": a.intensity,
-                    "attacker": a.attacker, "attacker_addr": lab.hosts[a.attacker].addr,
-                    "victim": a.victim if a.kind != "ping_sweep" else plan.victim,
-                    "victim_addr": plan.victim, "victim_ports": " ".join(map(str, plan.victim_ports)),
-                    "protocol": plan.protocol, "spoofed": int(plan.spoofed),
-                    "start_ns": s, "end_ns": e, "start_iso": _iso(s), "end_iso": _iso(e),
-                    "exit_code": p.returncode, "command": plan.command,
-                }  # fmt: skip
-                with alock:
-                    labels.append(row)
-                    alog.write(f"== {aid} {a.kind} rc={p.returncode} {plan.command}\n")
-                    alog.write(p.stdout.decode(errors="replace")[-4000:])
-                    alog.write(p.stderr.decode(errors="replace")[-2000:] + "\n")
-                    alog.flush()
-                say(
-                    f"  {aid} {a.kind:<18} {a.intensity:<6} {(e - s) / 1e9:6.1f} s  rc={p.returncode}"
-                )
-
-            t = threading.Thread(target=fire, name=f"attack-{aid}", daemon=True)
+            job = _AttackJob(
+                aid, a, plan, t0 + a.at * time_scale, a.duration * max(time_scale, 0.2)
+            )
+            t = threading.Thread(
+                target=_fire, args=(job, lab, work, ctx.stop, labels, alog, alock, say), daemon=True
+            )
             t.start()
             athreads.append(t)
 
@@ -224,6 +201,52 @@ def run_scenario(
     }
     (out / "scenario.json").write_text(json.dumps(info, indent=2) + "\n")
     return RunResult(out, runid, time.monotonic() - t_start, len(labels), *cap_stats)
+
+
+@dataclass
+class _AttackJob:
+    aid: str
+    attack: Attack
+    plan: Plan
+    at: float  # epoch seconds
+    timeout: float
+
+
+def _fire(
+    job: _AttackJob,
+    lab: Lab,
+    work: Path,
+    stop: threading.Event,
+    labels: list[dict[str, object]],
+    alog: TextIO,
+    alock: threading.Lock,
+    say: Callable[[str], None],
+) -> None:
+    """Wait for the attack's time, run the tool with its deadline, record the window."""
+    a, plan = job.attack, job.plan
+    if stop.wait(max(0.0, job.at - time.time())):
+        return
+    s = time.time_ns()
+    p = lab.run(a.attacker, plan.argv, timeout=job.timeout, cwd=str(work))
+    e = time.time_ns()
+    timed_out = (e - s) / 1e9 >= job.timeout - 0.05
+    row = {
+        "attack_id": job.aid, "kind": a.kind, "family": a.family, "intensity": a.intensity,
+        "attacker": a.attacker, "attacker_addr": lab.hosts[a.attacker].addr,
+        "victim": a.victim if a.kind != "ping_sweep" else plan.victim,
+        "victim_addr": plan.victim, "victim_ports": " ".join(map(str, plan.victim_ports)),
+        "protocol": plan.protocol, "spoofed": int(plan.spoofed),
+        "start_ns": s, "end_ns": e, "start_iso": _iso(s), "end_iso": _iso(e),
+        "exit_code": p.returncode, "timed_out": int(timed_out), "command": plan.command,
+    }  # fmt: skip
+    with alock:
+        labels.append(row)
+        alog.write(f"== {job.aid} {a.kind} rc={p.returncode} {plan.command}\n")
+        alog.write(p.stdout.decode(errors="replace")[-4000:])
+        alog.write(p.stderr.decode(errors="replace")[-2000:] + "\n")
+        alog.flush()
+    end = " (deadline)" if timed_out else ""
+    say(f"  {job.aid} {a.kind:<20} {a.intensity:<6} {(e - s) / 1e9:6.1f} s  rc={p.returncode}{end}")
 
 
 def _wait_for(cond: Callable[[], bool], timeout: float, msg: str) -> None:

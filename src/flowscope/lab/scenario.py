@@ -65,8 +65,8 @@ class _Model(BaseModel):
 
 
 class Hosts(_Model):
-    clients: int = Field(3, ge=1, le=20)
-    attackers: int = Field(1, ge=1, le=5)
+    clients: int = Field(default=3, ge=1, le=20)
+    attackers: int = Field(default=1, ge=1, le=5)
 
 
 class Benign(_Model):
@@ -76,22 +76,22 @@ class Benign(_Model):
     session too (see traffic.py).
     """
 
-    http: float = Field(1.5, ge=0)
-    https: float = Field(2.0, ge=0)
-    dns: float = Field(1.0, ge=0)
-    ssh: float = Field(10.0, ge=0)
-    scp: float = Field(20.0, ge=0)
-    ftp: float = Field(10.0, ge=0)
-    iperf: float = Field(30.0, ge=0)
-    ping: float = Field(8.0, ge=0)
-    udp: float = Field(4.0, ge=0)
-    idle_connections: int = Field(2, ge=0, le=20)
+    http: float = Field(default=1.5, ge=0)
+    https: float = Field(default=2.0, ge=0)
+    dns: float = Field(default=1.0, ge=0)
+    ssh: float = Field(default=10.0, ge=0)
+    scp: float = Field(default=20.0, ge=0)
+    ftp: float = Field(default=10.0, ge=0)
+    iperf: float = Field(default=30.0, ge=0)
+    ping: float = Field(default=8.0, ge=0)
+    udp: float = Field(default=4.0, ge=0)
+    idle_connections: int = Field(default=2, ge=0, le=20)
 
 
 class Attack(_Model):
     kind: str
     at: float = Field(ge=0, description="seconds after the start of traffic")
-    duration: float = Field(10.0, gt=0, le=600, description="longest the tool may run")
+    duration: float = Field(default=10.0, gt=0, le=600, description="longest the tool may run")
     intensity: Intensity = "medium"
     attacker: str = "a1"
     victim: str = "web"
@@ -114,11 +114,14 @@ class Scenario(_Model):
     duration: float = Field(gt=0, le=4 * 3600, description="seconds of traffic")
     seed: int = 1
     snaplen: int = Field(
-        256, ge=0, le=262144, description="bytes kept per packet (0 = whole); flows need headers only"
+        256,
+        ge=0,
+        le=262144,
+        description="bytes kept per packet (0 = whole); flows need headers only",
     )
-    subnet: str = Field("10.77.0", pattern=r"^10\.77\.\d{1,3}$")
-    hosts: Hosts = Hosts()
-    benign: Benign = Benign()
+    subnet: str = Field(default="10.77.0", pattern=r"^10\.77\.\d{1,3}$")
+    hosts: Hosts = Field(default_factory=Hosts)
+    benign: Benign = Field(default_factory=Benign)
     attacks: list[Attack] = Field(default_factory=list, alias="attack")
 
     @model_validator(mode="after")

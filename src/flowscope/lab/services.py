@@ -277,34 +277,32 @@ def _wait_listening(
         raise LabError(f"lab servers did not start: {what} (see logs in {logs})")
 
 
+LAB_PACKAGES = (
+    "tcpdump", "iproute2", "ethtool", "openssl", "curl", "wget", "socat", "nmap", "hping3",
+    "hydra", "patator", "slowhttptest", "apache2-utils", "iperf3", "nginx", "openssh-server",
+    "openssh-client", "dnsmasq-base", "bind9-dnsutils",
+)  # fmt: skip
+
+
 def tool_versions() -> dict[str, str]:
-    """First line of each lab tool's version output, for scenario.json."""
-    cmds = {
-        "nginx": ["nginx", "-v"], "dnsmasq": ["dnsmasq", "--version"], "sshd": ["sshd", "-V"],
-        "ssh": ["ssh", "-V"], "curl": ["curl", "--version"], "wget": ["wget", "--version"],
-        "dig": ["dig", "-v"], "iperf3": ["iperf3", "--version"], "socat": ["socat", "-V"],
-        "nmap": ["nmap", "--version"], "hping3": ["hping3", "--version"],
-        "hydra": ["hydra", "-h"], "slowhttptest": ["slowhttptest", "-h"], "ab": ["ab", "-V"],
-        "tcpdump": ["tcpdump", "--version"], "openssl": ["openssl", "version"],
-        "iproute2": ["ip", "-V"],
-    }  # fmt: skip
+    """Installed versions of the lab's tools (Debian package versions), for scenario.json."""
     out: dict[str, str] = {}
-    for name, cmd in cmds.items():
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-            text = (p.stdout + "\n" + p.stderr).strip()
-            lines = [
-                x
-                for x in text.splitlines()
-                if (x.strip() and "Version" in x) or "version" in x or x.startswith(name)
-            ]
-            out[name] = (lines or text.splitlines() or ["?"])[0].strip()[:160]
-        except (OSError, subprocess.TimeoutExpired):
-            out[name] = "missing"
+    try:
+        p = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", *LAB_PACKAGES],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        for line in p.stdout.splitlines():
+            name, _, ver = line.partition(" ")
+            out[name] = ver or "missing"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    for name in LAB_PACKAGES:
+        out.setdefault(name, "missing")
     try:
         import pyftpdlib
 
-        out["pyftpdlib"] = pyftpdlib.__ver__
+        out["pyftpdlib"] = str(pyftpdlib.__ver__)
     except Exception:  # pragma: no cover
         out["pyftpdlib"] = "missing"
     return out

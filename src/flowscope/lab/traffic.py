@@ -212,7 +212,8 @@ def _session(
     out = p.stdout.decode(errors="replace").split()
     rec = {
         "generator": name, "client": client, "client_addr": ctx.addr(client),
-        "command": argv, "rc": p.returncode, "status": out if name in ("http", "https", "ftp") else None,
+        "command": argv, "rc": p.returncode,
+        "status": out if name in ("http", "https", "ftp") else None,
         "start_ns": t0, "end_ns": t1,
     }  # fmt: skip
     with ctx.lock:
