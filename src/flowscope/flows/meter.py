@@ -247,24 +247,26 @@ class FlowMeter:
 
     def expire(self, now_ns: int) -> Iterator[FlowRecords]:
         """Close flows idle at ``now_ns`` (live capture calls this on a timer)."""
-        while True:
-            done = kern.expire_idle(
+        yield from self._until_done(
+            lambda: kern.expire_idle(
                 now_ns, self._I, self._F, self._K, self._index, self._prev, self._next,
                 self._meta, self._params, self._out_I, self._out_F, self._out_K,
-            )  # fmt: skip
-            out = self._drain()
-            if out is not None:
-                yield out
-            if done:
-                return
+            )
+        )  # fmt: skip
 
     def flush(self) -> Iterator[FlowRecords]:
         """Close every open flow with reason ``eof`` (end of the input)."""
-        while True:
-            done = kern.flush_all(
+        yield from self._until_done(
+            lambda: kern.flush_all(
                 self._I, self._F, self._K, self._index, self._prev, self._next, self._meta,
                 self._out_I, self._out_F, self._out_K,
-            )  # fmt: skip
+            )
+        )  # fmt: skip
+
+    def _until_done(self, step: Callable[[], bool]) -> Iterator[FlowRecords]:
+        """Run a kernel that stops when the output is full, draining until it finishes."""
+        while True:
+            done = step()
             out = self._drain()
             if out is not None:
                 yield out
