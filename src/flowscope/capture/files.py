@@ -506,6 +506,8 @@ class CaptureReader:
                 got = self._src.readinto(buf.data[t:])
                 fill = t + got
                 eof = fill < cap
+                # Read-only like the mapped path, so the kernels compile for one type.
+                buf.flags.writeable = False
             pos = 0
             while True:
                 if self.format == "pcap":
