@@ -47,17 +47,6 @@ class PacketBatch:
         return int(self.offset.shape[0])
 
     @classmethod
-    def empty(cls) -> PacketBatch:
-        return cls(
-            data=np.zeros(0, np.uint8),
-            offset=np.zeros(0, np.int64),
-            caplen=np.zeros(0, np.int32),
-            wirelen=np.zeros(0, np.int32),
-            ts_ns=np.zeros(0, np.int64),
-            linktype=np.zeros(0, np.int32),
-        )
-
-    @classmethod
     def from_packets(
         cls, packets: list[tuple[int, bytes]], linktype: int = LINKTYPE_ETHERNET
     ) -> PacketBatch:

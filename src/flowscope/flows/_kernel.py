@@ -186,7 +186,6 @@ C_ORPHAN_FRAGS = 4
 C_FRAGMENTS = 5  # later fragments attributed to a flow
 C_NCOLS = 8
 
-_U64_1 = np.uint64(1)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -8,7 +8,7 @@ finished flows as :class:`FlowRecords` — raw accumulators that
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -100,7 +100,6 @@ class MeterStats:
     open_flows: int = 0  # flows in the table, including those in their close grace period
     peak_open_flows: int = 0
     table_capacity: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class FlowMeter:

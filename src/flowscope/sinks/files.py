@@ -126,8 +126,6 @@ class FlowWriter:
     def close(self) -> None:
         if self._pq is not None:
             self._pq.close()
-        elif self.format == "parquet" and self._schema is None:
-            pass
         if self._csv is not None:
             self._csv.close()
         if self._fh is not None and self._fh is not sys.stdout.buffer:
