@@ -62,6 +62,26 @@ from flowscope.flows.state import (
     BULK_LAST,
     BULK_PKTS,
     BULK_START,
+    D_ACT_DATA,
+    D_BULK0,
+    D_BYTES,
+    D_FIRST_FLAGS,
+    D_FLAG0,
+    D_FLAGS_OR,
+    D_HDR,
+    D_HDR_MIN,
+    D_INIT_WIN,
+    D_IP_BYTES,
+    D_LAST_TS,
+    D_LEN_MAX,
+    D_LEN_MIN,
+    D_LEN_SUMSQ,
+    D_PKTS,
+    D_RETX,
+    D_SEQ_END,
+    D_TTL_MAX,
+    D_TTL_MIN,
+    D_WIRE_BYTES,
     END_ACTIVE,
     END_EOF,
     END_EVICTED,
@@ -76,52 +96,32 @@ from flowscope.flows.state import (
     F_NCOLS,
     I_ACTIVE_END,
     I_ACTIVE_START,
-    I_BWD_ACT_DATA,
-    I_BWD_BULK0,
-    I_BWD_BYTES,
+    I_BWD,
     I_BWD_FIRST_FLAGS,
-    I_BWD_FLAG0,
-    I_BWD_FLAGS_OR,
-    I_BWD_HDR,
     I_BWD_HDR_MIN,
     I_BWD_INIT_WIN,
-    I_BWD_IP_BYTES,
-    I_BWD_LAST_TS,
     I_BWD_LEN_MAX,
     I_BWD_LEN_MIN,
-    I_BWD_LEN_SUMSQ,
     I_BWD_PKTS,
-    I_BWD_RETX,
     I_BWD_SEQ_END,
     I_BWD_TTL_MAX,
     I_BWD_TTL_MIN,
-    I_BWD_WIRE_BYTES,
     I_CLOSING,
     I_CONN_START,
     I_DPORT,
     I_END_REASON,
     I_FIRST_TS,
     I_FRAGMENTS,
-    I_FWD_ACT_DATA,
-    I_FWD_BULK0,
-    I_FWD_BYTES,
+    I_FWD,
     I_FWD_FIRST_FLAGS,
-    I_FWD_FLAG0,
-    I_FWD_FLAGS_OR,
-    I_FWD_HDR,
     I_FWD_HDR_MIN,
     I_FWD_INIT_WIN,
-    I_FWD_IP_BYTES,
-    I_FWD_LAST_TS,
     I_FWD_LEN_MAX,
     I_FWD_LEN_MIN,
-    I_FWD_LEN_SUMSQ,
     I_FWD_PKTS,
-    I_FWD_RETX,
     I_FWD_SEQ_END,
     I_FWD_TTL_MAX,
     I_FWD_TTL_MIN,
-    I_FWD_WIRE_BYTES,
     I_HASH,
     I_ICMP_CODE,
     I_ICMP_TYPE,
@@ -508,28 +508,16 @@ def _update(
     proto = row[DEC_PROTO]
     ttl = row[DEC_TTL]
     later_frag = row[DEC_FRAG] == FRAG_LATER
-    if fwd:
-        d_pkts, d_last, d_bytes, d_ip, d_wire = (
-            I_FWD_PKTS, I_FWD_LAST_TS, I_FWD_BYTES, I_FWD_IP_BYTES, I_FWD_WIRE_BYTES,
-        )  # fmt: skip
-        d_hdr, d_hdrmin, d_flag0, d_win, d_act = (
-            I_FWD_HDR, I_FWD_HDR_MIN, I_FWD_FLAG0, I_FWD_INIT_WIN, I_FWD_ACT_DATA,
-        )  # fmt: skip
-        d_retx, d_seq, d_or, d_first = I_FWD_RETX, I_FWD_SEQ_END, I_FWD_FLAGS_OR, I_FWD_FIRST_FLAGS
-        d_tmin, d_tmax, d_bulk, o_bulk = I_FWD_TTL_MIN, I_FWD_TTL_MAX, I_FWD_BULK0, I_BWD_BULK0
-        d_sq, d_lmin, d_lmax = I_FWD_LEN_SUMSQ, I_FWD_LEN_MIN, I_FWD_LEN_MAX
-        f_iat = F_FWD_IAT
-    else:
-        d_pkts, d_last, d_bytes, d_ip, d_wire = (
-            I_BWD_PKTS, I_BWD_LAST_TS, I_BWD_BYTES, I_BWD_IP_BYTES, I_BWD_WIRE_BYTES,
-        )  # fmt: skip
-        d_hdr, d_hdrmin, d_flag0, d_win, d_act = (
-            I_BWD_HDR, I_BWD_HDR_MIN, I_BWD_FLAG0, I_BWD_INIT_WIN, I_BWD_ACT_DATA,
-        )  # fmt: skip
-        d_retx, d_seq, d_or, d_first = I_BWD_RETX, I_BWD_SEQ_END, I_BWD_FLAGS_OR, I_BWD_FIRST_FLAGS
-        d_tmin, d_tmax, d_bulk, o_bulk = I_BWD_TTL_MIN, I_BWD_TTL_MAX, I_BWD_BULK0, I_FWD_BULK0
-        d_sq, d_lmin, d_lmax = I_BWD_LEN_SUMSQ, I_BWD_LEN_MIN, I_BWD_LEN_MAX
-        f_iat = F_BWD_IAT
+    # The two directions have identical column blocks; pick this packet's and the other.
+    d = I_FWD if fwd else I_BWD
+    o = I_BWD if fwd else I_FWD
+    f_iat = F_FWD_IAT if fwd else F_BWD_IAT
+    d_pkts, d_last, d_bytes, d_ip = d + D_PKTS, d + D_LAST_TS, d + D_BYTES, d + D_IP_BYTES
+    d_wire, d_hdr, d_hdrmin, d_flag0 = d + D_WIRE_BYTES, d + D_HDR, d + D_HDR_MIN, d + D_FLAG0
+    d_win, d_act, d_retx, d_seq = d + D_INIT_WIN, d + D_ACT_DATA, d + D_RETX, d + D_SEQ_END
+    d_or, d_first, d_tmin, d_tmax = d + D_FLAGS_OR, d + D_FIRST_FLAGS, d + D_TTL_MIN, d + D_TTL_MAX
+    d_sq, d_lmin, d_lmax = d + D_LEN_SUMSQ, d + D_LEN_MIN, d + D_LEN_MAX
+    d_bulk, o_bulk = d + D_BULK0, o + D_BULK0
 
     if I[s, d_pkts] > 0:
         _welford(F, s, f_iat, (ts - I[s, d_last]) / 1000.0)
