@@ -17,7 +17,7 @@ lab_app = typer.Typer(
 @lab_app.command("run")
 def run(
     scenario: Annotated[
-        str, typer.Argument(help="Scenario TOML file or built-in name (smoke, training).")
+        str, typer.Argument(help="Scenario TOML file or built-in name (smoke, training, holdout).")
     ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Run directory to write.")],
     seed: Annotated[int | None, typer.Option(help="Override the scenario's random seed.")] = None,

@@ -174,7 +174,7 @@ def builtin_scenarios() -> list[str]:
 
 
 def load_scenario(spec: str) -> Scenario:
-    """Load a scenario by file path or by built-in name ("smoke", "training")."""
+    """Load a scenario by file path or by built-in name ("smoke", "training", "holdout")."""
     path = Path(spec)
     if path.is_file():
         text, origin = path.read_text(), str(path)
