@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck venv bench docs clean
+.PHONY: test lint typecheck venv bench bench-models model docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flows.py
+
+bench-models: $(STAMP)
+	$(BIN)/python benchmarks/bench_models.py
+
+## Rebuild the shipped default model from scratch (lab runs need root; see docs/models.md).
+model: $(STAMP)
+	bash scripts/make-model.sh
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -24,11 +24,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import ipaddress
+import itertools
 import json
 import os
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -277,15 +278,19 @@ def _captures_in(inp: Path) -> list[tuple[Path, list[Window] | None, str]]:
     raise FlowscopeError(f"{inp}: no such file or directory")
 
 
-def label_inputs(
-    inputs: Iterable[Path],
-    out: str,
+def iter_labelled(
+    inputs: Iterable[str | os.PathLike[str]],
     mapping: Path | None = None,
     slack_s: float = 1.0,
-    dialect: str = "flowscope",
     config: MeterConfig | None = None,
-) -> Counter[str]:
-    """Meter and label every input; write one flow table; return flows per family."""
+    summary: ExtractSummary | None = None,
+) -> Iterator[pa.Table]:
+    """Meter and label every input; yield labelled flow tables with a ``source`` column.
+
+    ``source`` names the lab run directory or capture file a flow came from, so that
+    training and evaluation can split by run or capture rather than by flow. All inputs
+    are resolved (and unknown captures rejected) before the first packet is read.
+    """
     jobs = [j for inp in inputs for j in _captures_in(Path(inp))]
     mp: Mapping | None = None
     resolved = []
@@ -299,20 +304,34 @@ def label_inputs(
                     "add it there or label a lab run directory"
                 )
         resolved.append((cap, windows, source))
-    counts: Counter[str] = Counter()
-    if dialect not in DIALECTS:
-        raise FlowscopeError(f"unknown dialect {dialect!r}; choose from {', '.join(DIALECTS)}")
-    writer = FlowWriter(out)
-    summary = ExtractSummary()
+    summary = summary if summary is not None else ExtractSummary()
     config = config or MeterConfig()
     slack_ns = int(slack_s * 1e9)
+    for cap, windows, source in resolved:
+        for t in extract_capture(os.fspath(cap), config, summary):
+            t = label_table(t, windows, slack_ns)
+            yield t.append_column("source", pa.array([source] * t.num_rows, pa.string()))
+
+
+def label_inputs(
+    inputs: Iterable[Path],
+    out: str,
+    mapping: Path | None = None,
+    slack_s: float = 1.0,
+    dialect: str = "flowscope",
+    config: MeterConfig | None = None,
+) -> Counter[str]:
+    """Meter and label every input; write one flow table; return flows per family."""
+    if dialect not in DIALECTS:
+        raise FlowscopeError(f"unknown dialect {dialect!r}; choose from {', '.join(DIALECTS)}")
+    tables = iter_labelled(inputs, mapping=mapping, slack_s=slack_s, config=config)
+    first = next(tables, None)  # resolve inputs before creating the output file
+    counts: Counter[str] = Counter()
+    writer = FlowWriter(out)
     try:
-        for cap, windows, source in resolved:
-            for t in extract_capture(os.fspath(cap), config, summary):
-                t = label_table(t, windows, slack_ns)
-                t = t.append_column("source", pa.array([source] * t.num_rows, pa.string()))
-                counts.update(t.column("family").to_pylist())
-                writer.write(_rename(t, dialect))
+        for t in itertools.chain([] if first is None else [first], tables):
+            counts.update(t.column("family").to_pylist())
+            writer.write(_rename(t, dialect))
     finally:
         writer.close()
     return counts

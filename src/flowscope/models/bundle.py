@@ -140,7 +140,9 @@ def _check_features(meta: BundleMeta, where: str) -> None:
     for i, step in enumerate(meta.preprocessing):
         for vec in (step.mean, step.scale, step.min, step.max):
             if vec is not None and len(vec) != n:
-                raise BundleError(f"{where}: preprocessing step {i + 1} has {len(vec)} values, not {n}")
+                raise BundleError(
+                    f"{where}: preprocessing step {i + 1} has {len(vec)} values, not {n}"
+                )
     if meta.baseline is not None and len(meta.baseline) != n:
         raise BundleError(f"{where}: baseline has {len(meta.baseline)} values, not {n}")
 
@@ -148,20 +150,20 @@ def _check_features(meta: BundleMeta, where: str) -> None:
 def preprocess(steps: Sequence[Step], x: Matrix) -> Matrix:
     """Apply the bundle's numpy preprocessing to a float32 matrix (returns a new array)."""
     out = np.array(x, dtype=np.float32, copy=True)
-    big = np.finfo(np.float32).max
+    big = float(np.finfo(np.float32).max)
     for s in steps:
         if s.op == "nan_to_num":
             np.nan_to_num(out, copy=False, nan=0.0, posinf=big, neginf=-big)
         elif s.op == "signed_log1p":
-            out = (np.sign(out) * np.log1p(np.abs(out))).astype(np.float32)
+            out = np.asarray(np.sign(out) * np.log1p(np.abs(out)), dtype=np.float32)
         elif s.op == "standardize":
             mean = np.asarray(s.mean, np.float32)
             scale = np.asarray(s.scale, np.float32)
-            out = (out - mean) / np.where(scale == 0, 1, scale).astype(np.float32)
+            out = np.asarray((out - mean) / np.where(scale == 0, 1, scale), dtype=np.float32)
         elif s.op == "minmax":
             lo = np.asarray(s.min, np.float32)
             span = np.asarray(s.max, np.float32) - lo
-            out = (out - lo) / np.where(span == 0, 1, span).astype(np.float32)
+            out = np.asarray((out - lo) / np.where(span == 0, 1, span), dtype=np.float32)
             if s.clip:
                 np.clip(out, 0.0, 1.0, out=out)
         elif s.op == "clip":
@@ -213,7 +215,9 @@ def _session(graph: Path, threads: int) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(os.fspath(graph), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        os.fspath(graph), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
 
 
 def read_meta(path: str | os.PathLike[str]) -> BundleMeta:
@@ -228,7 +232,9 @@ def read_meta(path: str | os.PathLike[str]) -> BundleMeta:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"{where}: unreadable {META_FILE}: {e}") from None
     if isinstance(raw, dict) and raw.get("format", BUNDLE_FORMAT) != BUNDLE_FORMAT:
-        raise BundleError(f"{where}: bundle format {raw.get('format')} (this flowscope reads {BUNDLE_FORMAT})")
+        raise BundleError(
+            f"{where}: bundle format {raw.get('format')} (this flowscope reads {BUNDLE_FORMAT})"
+        )
     try:
         meta = BundleMeta.model_validate(raw)
     except ValidationError as e:
@@ -252,7 +258,9 @@ def load_bundle(path: str | os.PathLike[str], threads: int = 1) -> Bundle:
     try:
         sess = _session(graph, threads)
     except Exception as e:  # onnxruntime raises its own exception types
-        raise BundleError(f"{graph}: onnxruntime cannot load the graph: {str(e).splitlines()[0]}") from None
+        raise BundleError(
+            f"{graph}: onnxruntime cannot load the graph: {str(e).splitlines()[0]}"
+        ) from None
     inputs = sess.get_inputs()
     if len(inputs) != 1:
         raise BundleError(f"{graph}: expected one input, graph has {len(inputs)}")
@@ -299,12 +307,37 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("flowscope") / "data" / "models"))
 
 
+def user_models_dir() -> Path:
+    """Directory of the user's own bundles (`flowscope models import` writes there).
+
+    ``$FLOWSCOPE_MODELS`` if set, else ``$XDG_DATA_HOME/flowscope/models`` with the XDG
+    default ``~/.local/share``: models are data the user created, not configuration, and
+    the override lets a service account or a test point at another directory.
+    """
+    env = os.environ.get("FLOWSCOPE_MODELS")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec says to ignore a relative XDG_DATA_HOME.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "flowscope" / "models"
+
+
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    """A bundle path, or the name of a shipped bundle ("default", "kdd-dnn")."""
+    """A bundle path, or a bare name: a shipped bundle first, then one in user_models_dir().
+
+    Shipped names win so that "default" always means the model this release was tested
+    with: a directory dropped into the user's data directory cannot silently replace the
+    detector a sensor runs. A user bundle with a shipped name stays usable by its path.
+    """
     p = Path(name_or_path)
     if p.exists():
         return p
-    shipped = builtin_dir() / str(name_or_path)
-    if "/" not in str(name_or_path) and shipped.is_dir():
-        return shipped
-    raise BundleError(f"{name_or_path}: no such bundle directory or shipped model")
+    name = str(name_or_path)
+    if name and "/" not in name and os.sep not in name and name not in (".", ".."):
+        for base in (builtin_dir(), user_models_dir()):
+            if (base / name).is_dir():
+                return base / name
+    raise BundleError(
+        f"{name}: no such bundle directory, shipped model or model in {user_models_dir()}"
+    )

@@ -15,6 +15,7 @@ A rule matches a row when all items of its antecedent hold. Items:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -70,7 +71,7 @@ class RuleSet(BaseModel):
         for name, edges in self.bins.items():
             if name not in cols:
                 raise ValueError(f"bins for unknown feature {name!r}")
-            if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(edges)):
                 raise ValueError(f"bin edges of {name!r} are not strictly ascending")
         for name in self.categories:
             if name not in cols:

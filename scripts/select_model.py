@@ -1,0 +1,111 @@
+"""Pick the default flow model from `flowscope evaluate` reports and ship it.
+
+Used by `make model` (scripts/make-model.sh). Input: BUILD/eval/<algorithm>/<test>/report.json
+for every trained algorithm and both test sets ("holdout": the lab holdout run, "real":
+captures from other networks that no model was trained on). The winner has the highest
+mean macro-F1 over the two test sets (ties: lower false-positive rate on "real"). It is
+copied to src/flowscope/data/models/default with its test metrics added to bundle.json,
+and the reports are written into docs/models.md between generated-section markers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from flowscope.models.bundle import META_FILE, BundleMeta  # noqa: E402
+
+DOCS = REPO / "docs" / "models.md"
+TESTS = ("holdout", "real")
+
+
+def _summary(report: dict) -> dict:
+    m = report["metrics"]
+    return {
+        "title": report["title"],
+        "inputs": report["inputs"],
+        "flows": m["flows"],
+        "binary": m["binary"],
+        "macro_f1": m["macro_f1"],
+        "families": m["families"],
+    }
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        return head + block + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def main() -> None:
+    build = Path(sys.argv[1] if len(sys.argv) > 1 else "build")
+    reports: dict[str, dict[str, dict]] = {}
+    for alg_dir in sorted((build / "eval").iterdir()):
+        if alg_dir.name.startswith("labonly"):
+            continue
+        got = {t: json.loads((alg_dir / t / "report.json").read_text()) for t in TESTS}
+        reports[alg_dir.name] = got
+
+    def key(alg: str) -> tuple[float, float]:
+        r = reports[alg]
+        mean_f1 = sum(r[t]["metrics"]["macro_f1"] for t in TESTS) / len(TESTS)
+        return (mean_f1, -r["real"]["metrics"]["binary"]["fpr"])
+
+    ranking = sorted(reports, key=key, reverse=True)
+    best = ranking[0]
+    src = build / "models" / best
+    dst = REPO / "src" / "flowscope" / "data" / "models" / "default"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    meta = BundleMeta.model_validate_json((dst / META_FILE).read_text())
+    selection = {
+        alg: {t: round(reports[alg][t]["metrics"]["macro_f1"], 4) for t in TESTS} for alg in ranking
+    }
+    meta = meta.model_copy(
+        update={
+            "name": "default",
+            "description": f"flowscope's default flow classifier ({best}), selected by "
+            "mean macro-F1 on the lab holdout run and on real captures",
+            "metrics": {
+                **meta.metrics,
+                "test": {t: _summary(reports[best][t]) for t in TESTS},
+                "selection": selection,
+            },
+        }
+    )
+    (dst / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+    print(f"default model: {best}  (macro-F1 holdout/real: {selection})")
+
+    text = DOCS.read_text() if DOCS.exists() else "# Models\n"
+    rows = [
+        "| algorithm | macro-F1 lab holdout | macro-F1 real captures | FPR real | selected |",
+        "|---|---|---|---|---|",
+    ]
+    for alg in ranking:
+        r = reports[alg]
+        rows.append(
+            f"| {alg} | {r['holdout']['metrics']['macro_f1']:.3f} | "
+            f"{r['real']['metrics']['macro_f1']:.3f} | "
+            f"{100 * r['real']['metrics']['binary']['fpr']:.2f} % | {'✔' if alg == best else ''} |"
+        )
+    text = _replace(text, "selection", "\n".join(rows))
+    for t in TESTS:
+        text = _replace(text, f"default-{t}", (build / "eval" / best / t / "report.md").read_text())
+    lab_only = build / "eval" / f"labonly-{best}" / "real" / "report.md"
+    if lab_only.exists():
+        text = _replace(text, "labonly-real", lab_only.read_text())
+    DOCS.write_text(text)
+    print(f"updated {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
