@@ -24,6 +24,7 @@ from flowscope.models.bundle import (
     Matrix,
     load_bundle,
 )
+from flowscope.models.rules import RuleSet
 
 
 @dataclass
@@ -90,6 +91,14 @@ def make_verdicts(classes: tuple[str, ...], proba: Matrix, threshold: float) -> 
     return Verdicts(classes, proba, score, score >= threshold, top, threshold)
 
 
+def apply_rules(verdicts: Verdicts, match: npt.NDArray[np.int32]) -> None:
+    """Veto alarms that a "→ normal" rule matches; record what was suppressed and by which."""
+    suppressed = verdicts.malicious & (match >= 0)
+    verdicts.malicious = verdicts.malicious & ~suppressed
+    verdicts.suppressed = suppressed
+    verdicts.rule = np.where(suppressed, match, -1).astype(np.int32)
+
+
 @dataclass
 class Contribution:
     """One feature's part in a verdict: positive pushes towards the flagged family."""
@@ -120,6 +129,18 @@ class FlowClassifier:
         self.classes = tuple(bundle.meta.classes)
         self.threshold = bundle.meta.threshold
         self._booster: Any = None
+        self.rules: RuleSet | None = None
+        self._rule_cols: npt.NDArray[np.int64] | None = None
+        rules_path = bundle.side_file("rules")
+        if rules_path is not None:
+            self.rules = RuleSet.load(rules_path)
+            where = {n: j for j, n in enumerate(self.meta.features)}
+            missing = [f for f in self.rules.features if f not in where]
+            if missing:
+                raise BundleError(
+                    f"{bundle.path}: rules use features the model lacks: {', '.join(missing[:5])}"
+                )
+            self._rule_cols = np.array([where[f] for f in self.rules.features], np.int64)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FlowClassifier:
@@ -139,7 +160,10 @@ class FlowClassifier:
         return self.bundle.predict_proba(x)
 
     def classify_matrix(self, x: Matrix) -> Verdicts:
-        return make_verdicts(self.classes, self.predict_proba(x), self.threshold)
+        v = make_verdicts(self.classes, self.predict_proba(x), self.threshold)
+        if self.rules is not None and self._rule_cols is not None:
+            apply_rules(v, self.rules.first_match(x[:, self._rule_cols]))
+        return v
 
     def classify(self, flows: pa.Table) -> Verdicts:
         return self.classify_matrix(self.matrix(flows))

@@ -11,6 +11,7 @@ softmax: its output is class probabilities, like every other bundle's.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,11 +79,13 @@ def _modules() -> tuple[Any, Any]:
 
         def __init__(self, n_in: int, n_out: int) -> None:
             super().__init__()
+            # Narrow (16/32 channels): wider stages cost 4x the CPU time for no
+            # validation gain on flow features.
             self.stem = nn.Sequential(
-                nn.Conv1d(1, 32, 5, padding=2, bias=False), nn.BatchNorm1d(32), nn.ReLU()
+                nn.Conv1d(1, 16, 5, padding=2, bias=False), nn.BatchNorm1d(16), nn.ReLU()
             )
-            self.blocks = nn.Sequential(Block(32, 32, 1), Block(32, 64, 2), Block(64, 64, 2))
-            self.head = nn.Linear(64 * 2, n_out)
+            self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 32, 2))
+            self.head = nn.Linear(32 * 2, n_out)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.blocks(self.stem(x.unsqueeze(1)))
@@ -97,10 +100,11 @@ def train_net(
     train: Dataset,
     val: Dataset,
     seed: int = 0,
-    epochs: int = 40,
+    epochs: int = 30,
     batch: int = 512,
-    patience: int = 5,
+    patience: int = 4,
     threads: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> Trained:
     """Fit ``mlp`` or ``rescnn`` with weighted cross-entropy and early stopping on val loss."""
     import torch
@@ -145,6 +149,8 @@ def train_net(
                 / max(len(xv), 1)
             )
         history.append(round(vl, 5))
+        if log is not None:
+            log(f"  {algorithm} epoch {epoch + 1}: validation loss {vl:.4f}")
         sched.step(vl)
         if vl < best_loss - 1e-4:
             best_loss, best_epoch, stale = vl, epoch + 1, 0

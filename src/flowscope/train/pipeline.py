@@ -35,7 +35,7 @@ DEFAULT_TARGET_FPR = 0.005
 Log = Callable[[str], None]
 
 
-def _fit_one(algorithm: str, train: Dataset, val: Dataset, seed: int) -> Trained:
+def _fit_one(algorithm: str, train: Dataset, val: Dataset, seed: int, log: Log) -> Trained:
     if algorithm == "lightgbm":
         from flowscope.train.trees import train_lightgbm
 
@@ -43,7 +43,7 @@ def _fit_one(algorithm: str, train: Dataset, val: Dataset, seed: int) -> Trained
     if algorithm in ("mlp", "rescnn"):
         from flowscope.train.nets import train_net
 
-        return train_net(algorithm, train, val, seed=seed)
+        return train_net(algorithm, train, val, seed=seed, log=log)
     raise FlowscopeError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
 
 
@@ -124,7 +124,7 @@ def fit(
     written: dict[str, Path] = {}
     for algorithm in algorithms:
         t1 = time.perf_counter()
-        trained = _fit_one(algorithm, train, val, seed)
+        trained = _fit_one(algorithm, train, val, seed, log)
         fit_s = time.perf_counter() - t1
         meta = BundleMeta(
             name=f"flow-{algorithm}",
