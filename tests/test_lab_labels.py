@@ -163,3 +163,14 @@ def test_lab_run_without_root_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(FlowscopeError, match="needs root"):
         run_scenario(load_scenario("smoke"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not PCAPS.is_dir(), reason="../shared/data is not present")
+def test_unknown_background_is_labelled_unknown(tmp_path: Path) -> None:
+    """The one-way DDoS capture's unsolicited background is neither benign nor attack."""
+    out = tmp_path / "amp.parquet"
+    counts = label_inputs([PCAPS / "dos" / "stopddos_amp_dns_rrsig.pcap"], str(out))
+    assert set(counts) == {"dos", "unknown"} and counts["unknown"] > 250
+    t = pq.read_table(out)
+    dos = [r for r in t.to_pylist() if r["family"] == "dos"]
+    assert all(r["protocol"] == 17 and "10.10.10.10" in (r["src_ip"], r["dst_ip"]) for r in dos)

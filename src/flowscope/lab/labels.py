@@ -66,6 +66,10 @@ class Window:
     end_ns: int = ALWAYS[1]
     everything: bool = False
     lab_hosts: frozenset[str] = field(default_factory=frozenset)  # not spoofed sources
+    # What the capture's other flows are: "benign", or "unknown" for captures whose
+    # background is not known to be benign (e.g. one-way captures of an internet-facing
+    # host, full of unsolicited probes); unknown flows are left out of training and tests.
+    background: str = "benign"
 
 
 def _family(kind: str, given: str | None = None) -> str:
@@ -161,7 +165,10 @@ def load_mapping(path: Path | None = None) -> Mapping:
                 protocol=str(c.get("protocol", "any")),
                 spoofed=bool(c.get("spoofed", False)),
                 everything=bool(c.get("all", False)),
+                background=str(c.get("background", "benign")),
             )
+            if caps[str(c["path"])].background not in ("benign", "unknown"):
+                raise ValueError("background must be 'benign' or 'unknown'")
             if caps[str(c["path"])].protocol not in PROTOCOLS:
                 raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         except (KeyError, ValueError, TypeError) as e:
@@ -243,10 +250,11 @@ def label_table(table: pa.Table, windows: Sequence[Window], slack_ns: int) -> pa
         which[take], best[take] = wi, overlap[take]
 
     mal = which >= 0
-    kinds = np.array(["benign", *(w.kind for w in windows)], dtype=object)[which + 1]
-    fams = np.array(["benign", *(w.family for w in windows)], dtype=object)[which + 1]
+    bg = "unknown" if any(w.background == "unknown" for w in windows) else "benign"
+    kinds = np.array([bg, *(w.kind for w in windows)], dtype=object)[which + 1]
+    fams = np.array([bg, *(w.family for w in windows)], dtype=object)[which + 1]
     ids = np.array(["", *(w.attack_id for w in windows)], dtype=object)[which + 1]
-    lab_col = np.where(mal, "malicious", "benign").astype(object)
+    lab_col = np.where(mal, "malicious", bg).astype(object)
     for name, col in zip(LABEL_COLUMNS, (lab_col, kinds, fams, ids), strict=True):
         table = table.append_column(name, pa.array(col, pa.string()))
     return table

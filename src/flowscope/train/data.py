@@ -121,7 +121,7 @@ def read_labelled_table(path: Path) -> pa.Table:
         fams = [cic_family(str(v)) for v in labels]
         cols["family"] = pa.chunked_array([pa.array(fams, pa.string())])
         cols.setdefault("attack_kind", pa.chunked_array([pa.array([str(v) for v in labels])]))
-    bad = set(pc.unique(cols["family"]).to_pylist()) - set(ALL_FAMILIES)
+    bad = set(pc.unique(cols["family"]).to_pylist()) - {*ALL_FAMILIES, "unknown"}
     if bad:
         raise FlowscopeError(f"{path}: unknown families {sorted(map(str, bad))}")
     if "source" not in cols:
@@ -169,6 +169,12 @@ def load_labelled(
     if not parts:
         raise FlowscopeError("no labelled flows in the inputs")
     out = pa.concat_tables(parts, promote_options="permissive").combine_chunks()
+    unknown = pc.equal(out.column("family"), "unknown")
+    n_unknown = int(pc.sum(unknown).as_py() or 0)
+    if n_unknown:
+        out = out.filter(pc.invert(unknown))
+        if on_table:
+            on_table("flows of unknown ground truth left out", n_unknown)
     if out.num_rows == 0:
         raise FlowscopeError("the inputs hold no flows")
     return out

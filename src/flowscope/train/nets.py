@@ -20,6 +20,7 @@ import numpy.typing as npt
 from flowscope.models.bundle import Step, preprocess
 from flowscope.train.common import Trained
 from flowscope.train.data import Dataset
+from flowscope.train.split import cap_per_family, sample_weights
 
 
 def preprocessing_for(x: npt.NDArray[np.float32]) -> list[Step]:
@@ -105,6 +106,7 @@ def train_net(
     patience: int = 4,
     threads: int = 1,
     log: Callable[[str], None] | None = None,
+    max_per_family: int = 15_000,
 ) -> Trained:
     """Fit ``mlp`` or ``rescnn`` with weighted cross-entropy and early stopping on val loss."""
     import torch
@@ -112,6 +114,7 @@ def train_net(
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    train = train.subset(cap_per_family(train, max_per_family, np.random.default_rng(seed)))
     mlp_cls, rescnn_cls = _modules()
     steps = preprocessing_for(train.x)
     xt = torch.from_numpy(preprocess(steps, train.x))
@@ -120,9 +123,9 @@ def train_net(
     yv = torch.from_numpy(val.y)
     k = len(train.classes)
     model = (mlp_cls if algorithm == "mlp" else rescnn_cls)(train.x.shape[1], k)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(_family_weights(train.y, k)).float())
-    val_w = torch.tensor(_family_weights(val.y, k)).float()
-    val_loss_fn = nn.CrossEntropyLoss(weight=val_w)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    wt = torch.from_numpy(sample_weights(train)).float()
+    wv = torch.from_numpy(sample_weights(val)).float()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=2)
     gen = torch.Generator().manual_seed(seed)
@@ -136,17 +139,17 @@ def train_net(
             if len(idx) < 2:
                 continue
             opt.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss = (loss_fn(model(xt[idx]), yt[idx]) * wt[idx]).sum() / wt[idx].sum()
             loss.backward()
             opt.step()
         model.eval()
         with torch.no_grad():
             vl = float(
                 sum(
-                    val_loss_fn(model(xv[i : i + 8192]), yv[i : i + 8192]) * len(yv[i : i + 8192])
+                    (loss_fn(model(xv[i : i + 8192]), yv[i : i + 8192]) * wv[i : i + 8192]).sum()
                     for i in range(0, len(xv), 8192)
                 )
-                / max(len(xv), 1)
+                / max(float(wv.sum()), 1e-9)
             )
         history.append(round(vl, 5))
         if log is not None:
@@ -196,17 +199,9 @@ def train_net(
             "parameters": int(n_params),
             "optimizer": "AdamW lr 2e-3 wd 1e-4, ReduceLROnPlateau",
             "batch": batch,
+            "max_train_rows_per_family": max_per_family,
         },
     )
-
-
-def _family_weights(y: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.float64]:
-    """Per-class loss weights giving each present family equal total weight."""
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    w = np.zeros(k)
-    present = counts > 0
-    w[present] = counts.sum() / (present.sum() * counts[present])
-    return w
 
 
 def _export(model: Any, n_features: int) -> bytes:

@@ -118,7 +118,10 @@ def fit(
         "reserved_for_test": sorted(reserved),
         "train": _summary(train),
         "validation": _summary(val),
-        "class_weights": "each family weighted to equal total weight",
+        "weights": (
+            "each family the same total weight; within a family, lab runs and single "
+            "captures each half"
+        ),
     }
     out = Path(out_dir)
     written: dict[str, Path] = {}

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from flowscope.train.common import Trained
 from flowscope.train.data import Dataset
-from flowscope.train.split import class_weights
+from flowscope.train.split import sample_weights
 
 
 def train_lightgbm(
@@ -41,8 +41,8 @@ def train_lightgbm(
         "force_row_wise": True,
         "verbose": -1,
     }
-    dtrain = lgb.Dataset(train.x, train.y, weight=class_weights(train.y, k), free_raw_data=False)
-    dval = lgb.Dataset(val.x, val.y, weight=class_weights(val.y, k), reference=dtrain)
+    dtrain = lgb.Dataset(train.x, train.y, weight=sample_weights(train), free_raw_data=False)
+    dval = lgb.Dataset(val.x, val.y, weight=sample_weights(val), reference=dtrain)
     booster = lgb.train(
         params,
         dtrain,
