@@ -9,7 +9,10 @@ import typer
 
 from flowscope import __version__
 from flowscope.cli import flows as flows_cmd
+from flowscope.cli import kdd as kdd_cmd
 from flowscope.cli import lab as lab_cmd
+from flowscope.cli import models as models_cmd
+from flowscope.cli import train as train_cmd
 from flowscope.errors import FlowscopeError
 
 app = typer.Typer(
@@ -22,6 +25,10 @@ app = typer.Typer(
 app.command("flows")(flows_cmd.flows)
 app.add_typer(lab_cmd.lab_app)
 app.command("label")(lab_cmd.label)
+app.add_typer(models_cmd.models_app)
+app.command("train")(train_cmd.train)
+app.command("evaluate")(train_cmd.evaluate)
+app.add_typer(kdd_cmd.kdd_app)
 
 
 def _version(value: bool) -> None:
