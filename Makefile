@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck venv bench bench-models model docs clean
+.PHONY: test lint typecheck venv bench bench-models model kdd-model docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-models: $(STAMP)
 ## Rebuild the shipped default model from scratch (lab runs need root; see docs/models.md).
 model: $(STAMP)
 	bash scripts/make-model.sh
+
+## Rebuild the shipped NSL-KDD detector (docs/kdd.md; ~3 minutes).
+kdd-model: $(STAMP)
+	$(BIN)/flowscope kdd train --data ../shared/data/nsl-kdd -o src/flowscope/data/models/kdd-dnn
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
