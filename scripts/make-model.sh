@@ -7,10 +7,11 @@
 #    captures (by file name; the other 40 % are reserved for testing).
 # 3. Evaluate every model on the holdout lab run and on real captures it never saw
 #    (the reserved benign captures and every attack capture of ../shared/data/pcaps).
-# 4. Cross-source check: the same three models trained on lab traffic only, tested on
+# 4. scripts/select_model.py picks the best by those evaluations.
+# 5. Cross-source check: the winning algorithm trained on lab traffic only, tested on
 #    all real captures.
-# 5. scripts/select_model.py ships the best one as src/flowscope/data/models/default
-#    and writes the reports into docs/models.md.
+# 6. scripts/select_model.py ships the winner as src/flowscope/data/models/default and
+#    writes the reports into docs/models.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FS=${FS:-.venv/bin/flowscope}
@@ -32,14 +33,15 @@ REAL=("$PCAPS/ndpi" "$PCAPS/benign" "$PCAPS/scans" "$PCAPS/dos" "$PCAPS/brutefor
 rm -rf "$BUILD/models" "$BUILD/models-labonly" "$BUILD/eval"
 $FS train "$RUNS/train1" "$PCAPS/ndpi" "$PCAPS/benign" --test-fraction 0.4 --seed "$SEED" \
   -a all -o "$BUILD/models"
-$FS train "$RUNS/train1" --seed "$SEED" -a all -o "$BUILD/models-labonly"
 for alg in lightgbm rescnn mlp; do
   $FS evaluate "$BUILD/models/$alg" "$RUNS/holdout1" --title "lab holdout run" \
     -o "$BUILD/eval/$alg/holdout" > /dev/null
   $FS evaluate "$BUILD/models/$alg" "${REAL[@]}" --title "real captures not trained on" \
     -o "$BUILD/eval/$alg/real" > /dev/null
-  $FS evaluate "$BUILD/models-labonly/$alg" "${REAL[@]}" \
-    --title "cross-source: trained on lab traffic only, tested on real captures" \
-    -o "$BUILD/eval/labonly-$alg/real" > /dev/null
 done
+best=$($PY scripts/select_model.py "$BUILD" --pick)
+$FS train "$RUNS/train1" --seed "$SEED" -a "$best" -o "$BUILD/models-labonly"
+$FS evaluate "$BUILD/models-labonly/$best" "${REAL[@]}" \
+  --title "cross-source: trained on lab traffic only, tested on real captures" \
+  -o "$BUILD/eval/labonly-$best/real" > /dev/null
 $PY scripts/select_model.py "$BUILD"

@@ -46,7 +46,8 @@ def _replace(text: str, name: str, body: str) -> str:
 
 
 def main() -> None:
-    build = Path(sys.argv[1] if len(sys.argv) > 1 else "build")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    build = Path(args[0] if args else "build")
     reports: dict[str, dict[str, dict]] = {}
     for alg_dir in sorted((build / "eval").iterdir()):
         if alg_dir.name.startswith("labonly"):
@@ -61,6 +62,9 @@ def main() -> None:
 
     ranking = sorted(reports, key=key, reverse=True)
     best = ranking[0]
+    if "--pick" in sys.argv:
+        print(best)
+        return
     src = build / "models" / best
     dst = REPO / "src" / "flowscope" / "data" / "models" / "default"
     if dst.exists():
