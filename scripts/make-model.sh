@@ -7,7 +7,9 @@
 #    captures (by file name; the other 40 % are reserved for testing).
 # 3. Evaluate every model on the holdout lab run and on real captures it never saw
 #    (the reserved benign captures and every attack capture of ../shared/data/pcaps).
-# 4. scripts/select_model.py picks the best by those evaluations.
+# 4. benchmarks/bench_models.py measures each model's inference speed, and
+#    scripts/select_model.py picks the best by those evaluations among the models that
+#    classify >= 200,000 flows/s on one core.
 # 5. Cross-source check: the winning algorithm trained on lab traffic only, tested on
 #    all real captures.
 # 6. scripts/select_model.py ships the winner as src/flowscope/data/models/default and
@@ -39,6 +41,7 @@ for alg in lightgbm rescnn mlp; do
   $FS evaluate "$BUILD/models/$alg" "${REAL[@]}" --title "real captures not trained on" \
     -o "$BUILD/eval/$alg/real" > /dev/null
 done
+$PY benchmarks/bench_models.py "$BUILD"/models/* --rows 300000 --no-docs --json "$BUILD/speed.json"
 best=$($PY scripts/select_model.py "$BUILD" --pick)
 $FS train "$RUNS/train1" --seed "$SEED" -a "$best" -o "$BUILD/models-labonly"
 $FS evaluate "$BUILD/models-labonly/$best" "${REAL[@]}" \
