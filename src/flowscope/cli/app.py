@@ -9,6 +9,7 @@ import typer
 
 from flowscope import __version__
 from flowscope.cli import flows as flows_cmd
+from flowscope.cli import interfaces as interfaces_cmd
 from flowscope.cli import kdd as kdd_cmd
 from flowscope.cli import lab as lab_cmd
 from flowscope.cli import models as models_cmd
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("flows")(flows_cmd.flows)
+app.command("interfaces")(interfaces_cmd.interfaces)
 app.add_typer(lab_cmd.lab_app)
 app.command("label")(lab_cmd.label)
 app.add_typer(models_cmd.models_app)
