@@ -32,7 +32,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flowscope import __version__
-from flowscope.errors import FlowscopeError
+from flowscope.errors import FlowscopeError, first_problem
 
 BUNDLE_FORMAT = 1
 META_FILE = "bundle.json"
@@ -238,9 +238,7 @@ def read_meta(path: str | os.PathLike[str]) -> BundleMeta:
     try:
         meta = BundleMeta.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise BundleError(f"{where}: invalid {META_FILE}: {loc}: {first['msg']}") from None
+        raise BundleError(f"{where}: invalid {META_FILE}: {first_problem(e)}") from None
     _check_features(meta, where)
     return meta
 

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from flowscope.errors import FlowscopeError
+from flowscope.errors import FlowscopeError, first_problem
 from flowscope.models.bundle import (
     GRAPH_FILE,
     META_FILE,
@@ -337,9 +337,7 @@ def _json_step(obj: Any, n: int, where: str) -> tuple[list[Step], str, list[floa
         try:
             step = Step.model_validate(obj)
         except ValidationError as e:
-            first = e.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"])
-            raise ModelImportError(f"{where}: invalid step: {loc}: {first['msg']}") from None
+            raise ModelImportError(f"{where}: invalid step: {first_problem(e)}") from None
         for vec in ("mean", "scale", "min", "max"):
             if getattr(step, vec) is not None:
                 _vector(getattr(step, vec), n, vec, where)
@@ -740,8 +738,7 @@ def _remap_ruleset(rs: RuleSet, features: Sequence[str], where: str) -> RuleSet:
     try:
         return RuleSet.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ModelImportError(f"{where}: invalid rules: {first['msg']}") from None
+        raise ModelImportError(f"{where}: invalid rules: {first_problem(e)}") from None
 
 
 def read_rules(
@@ -760,9 +757,7 @@ def read_rules(
             try:
                 rs = RuleSet.model_validate(obj)
             except ValidationError as e:
-                first = e.errors()[0]
-                loc = ".".join(str(x) for x in first["loc"])
-                raise ModelImportError(f"{where}: invalid rules: {loc}: {first['msg']}") from None
+                raise ModelImportError(f"{where}: invalid rules: {first_problem(e)}") from None
             return _remap_ruleset(rs, features, where), False, []
         rs, notes = rules_from_records(_rule_records(obj, where), features, where)
         return rs, False, notes

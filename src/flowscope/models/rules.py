@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from flowscope.errors import FlowscopeError
+from flowscope.errors import FlowscopeError, first_problem
 
 RULES_FORMAT = 1
 
@@ -95,9 +95,7 @@ class RuleSet(BaseModel):
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise FlowscopeError(f"{path}: unreadable rules file: {e}") from None
         except ValidationError as e:
-            first = e.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"])
-            raise FlowscopeError(f"{path}: invalid rules: {loc}: {first['msg']}") from None
+            raise FlowscopeError(f"{path}: invalid rules: {first_problem(e)}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(self.model_dump_json(indent=1, exclude_none=True) + "\n", "utf-8")
