@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from flowscope import __version__
+from flowscope.cli import config as config_cmd
 from flowscope.cli import flows as flows_cmd
 from flowscope.cli import interfaces as interfaces_cmd
 from flowscope.cli import kdd as kdd_cmd
 from flowscope.cli import lab as lab_cmd
 from flowscope.cli import models as models_cmd
+from flowscope.cli import run as run_cmd
 from flowscope.cli import train as train_cmd
 from flowscope.errors import FlowscopeError
 
@@ -31,6 +33,9 @@ app.add_typer(models_cmd.models_app)
 app.command("train")(train_cmd.train)
 app.command("evaluate")(train_cmd.evaluate)
 app.add_typer(kdd_cmd.kdd_app)
+app.add_typer(config_cmd.config_app)
+app.command("run")(run_cmd.run)
+app.command("analyze")(run_cmd.analyze)
 
 
 def _version(value: bool) -> None:

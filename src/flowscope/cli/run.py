@@ -1,0 +1,150 @@
+"""`flowscope run` (live sensor or replay) and `flowscope analyze` (capture files, offline).
+
+Thin: options become a configuration, the work is :mod:`flowscope.sensor`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flowscope.capture import bpf, open_capture
+from flowscope.capture.live import LiveCapture
+from flowscope.config import Config, load_config, parse_set_options
+from flowscope.errors import FlowscopeError
+from flowscope.models.classify import load_detector
+from flowscope.sensor.pipeline import Pipeline, warm_detector
+from flowscope.sensor.runner import Runner, warm_up
+from flowscope.sensor.status import summary_lines
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file (default: $FLOWSCOPE_CONFIG if set)."),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model bundle: a name or a path.")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Output directory (logs, eve.json, db).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting: section.key=value (repeatable)."),
+]
+
+
+def _config(
+    config: Path | None, model: str | None, output: Path | None, sets: list[str] | None,
+    **extra: object,
+) -> Config:  # fmt: skip
+    overrides: dict[str, object] = dict(parse_set_options(sets or []))
+    overrides.update({"model.bundle": model, "outputs.directory": output})
+    overrides.update(extra)
+    return load_config(config, overrides=overrides)
+
+
+def _check_captures(paths: list[Path]) -> None:
+    """Fail with one line before anything is started or written."""
+    for p in paths:
+        open_capture(p).close()
+
+
+def _finish(pipeline: Pipeline, quiet: bool) -> None:
+    if quiet:
+        return
+    alerts = sorted(pipeline.alerts.values(), key=lambda a: a.first_seen)
+    out = sys.stdout
+    for line in summary_lines(pipeline.status(), alerts):
+        print(line, file=out)
+    print(f"outputs   {pipeline.config.outputs.directory}", file=out)
+
+
+def run(
+    interface: Annotated[
+        str | None, typer.Option("-i", "--interface", help="Capture live on this interface.")
+    ] = None,
+    read: Annotated[
+        list[Path] | None,
+        typer.Option("-r", "--read", help="Replay a capture file through the live path."),
+    ] = None,
+    bpf_filter: Annotated[
+        str | None, typer.Option("--filter", help="BPF filter (tcpdump syntax).")
+    ] = None,
+    tcp_only: Annotated[bool, typer.Option("--tcp-only", help="Capture TCP only.")] = False,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Replay at the pace of packet timestamps.")
+    ] = False,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    output: OutputOpt = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    status_every: Annotated[
+        float, typer.Option("--status-every", help="Seconds between status lines (0 = none).")
+    ] = 5.0,
+    sets: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No closing summary.")] = False,
+) -> None:
+    """Run the sensor: classify flows live (-i) or replay a capture (-r); Ctrl-C stops."""
+    cfg = _config(
+        config, model, output, sets, **{"capture.interface": interface, "capture.bpf": bpf_filter}
+    )
+    iface = cfg.capture.interface
+    if read and interface:
+        raise FlowscopeError("give either -i INTERFACE or -r CAPTURE, not both")
+    if not read and not iface:
+        raise FlowscopeError("nothing to capture: give -i INTERFACE or -r CAPTURE")
+    if read and (tcp_only or bpf_filter):
+        raise FlowscopeError("--filter and --tcp-only apply to live capture (-i)")
+    if realtime and not read:
+        raise FlowscopeError("--realtime applies to replay (-r)")
+    detector = load_detector(cfg.model.bundle)
+    if read:
+        _check_captures(read)
+    warm_up()  # every kernel compiled, the explainer loaded, before the capture opens
+    warm_detector(detector, cfg.model.explain_top_k)
+    cap: LiveCapture | None = None
+    if not read:
+        cap = LiveCapture(
+            iface,
+            bpf_filter=cfg.capture.bpf or None,
+            tcp_only=tcp_only,
+            promisc=cfg.capture.promiscuous,
+            snaplen=cfg.capture.snaplen or bpf.MAX_SNAPLEN,
+            batch_packets=cfg.capture.batch_size,
+        )
+    try:
+        pipeline = Pipeline(cfg, detector=detector)
+    except BaseException:
+        if cap is not None:
+            cap.close()
+        raise
+    runner = Runner(pipeline, status_every=status_every)
+    if cap is not None:
+        runner.run_live(cap, duration=duration)
+    else:
+        runner.run_replay([str(p) for p in read or []], realtime=realtime, duration=duration)
+    _finish(pipeline, quiet)
+
+
+def analyze(
+    captures: Annotated[list[Path], typer.Argument(help="pcap/pcapng files (gzip welcome).")],
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    output: OutputOpt = None,
+    sets: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+) -> None:
+    """Classify capture files offline: the sensor's outputs, then a summary."""
+    cfg = _config(config, model, output, sets)
+    detector = load_detector(cfg.model.bundle)
+    _check_captures(captures)
+    warm_up()
+    warm_detector(detector, cfg.model.explain_top_k)
+    pipeline = Pipeline(cfg, detector=detector)
+    Runner(pipeline, status_every=0).run_replay([str(p) for p in captures])
+    _finish(pipeline, quiet)
