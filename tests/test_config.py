@@ -104,7 +104,7 @@ def test_environment_values_are_converted() -> None:
     assert c.capture.bpf == "tcp port 80"
     assert c.flows.idle_timeout == 90 and c.flows.early_verdict_interval == 0.5
     assert c.detect.lateness_s == 5 and c.detect.syn_flood.min_half_open == 300
-    assert c.detect.bruteforce.ports == [22, 2222]
+    assert list(c.detect.bruteforce.ports) == [22, 2222]
     assert c.detect.syn_flood.window_s == Config().detect.syn_flood.window_s  # rest: defaults
 
 

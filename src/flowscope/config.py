@@ -371,7 +371,7 @@ def _text_value(path: Path_, text: str) -> Any:
     field = _field(path, "")
     if text == "" and not field.is_required() and field.default is None:
         return None
-    if get_origin(field.annotation) is list:
+    if get_origin(field.annotation) in (list, tuple, frozenset, set):
         return [v.strip() for v in text.split(",") if v.strip()]
     return text
 
