@@ -1,1 +1,1 @@
-"""Where flows go: files now; logs, stores and the dashboard later."""
+"""Where flows go: flow tables (files), the sensor's CSV logs, EVE JSON and SQLite store."""
