@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from flowscope._jit import kernel
+from flowscope._jit import kernel, prefetch_l2
 
 # Kernel outcomes (the third element of every kernel's return tuple).
 ST_FULL = 0  # the output arrays are full: yield them and call again from ``pos``
@@ -29,6 +29,10 @@ ST_IFACES_FULL = 3  # (pcapng) the interface table is full: grow it and call aga
 MAX_CAPLEN = 262144
 INT32_MAX = 2147483647
 NS_PER_S = 1_000_000_000
+# How far ahead of the record being parsed the walk asks for the file's cache lines.
+# Records form a chain (each header gives the next one's position), so without the
+# hint every header read would wait for memory; a few KiB cover a few records.
+PREFETCH_AHEAD = 4096
 
 
 @kernel
@@ -99,7 +103,11 @@ def scan_pcap(
     n = 0
     status = ST_NEED_MORE
     need = 0
+    ahead = pos  # every line below this one has been prefetched
     while True:
+        while ahead < pos + PREFETCH_AHEAD:
+            prefetch_l2(buf, ahead)
+            ahead += 64
         if n >= max_n:
             status = ST_FULL
             break

@@ -20,11 +20,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from flowscope._jit import kernel
+from flowscope._jit import kernel, prefetch_l2
 from flowscope.capture._pcap import (
     INT32_MAX,
     MAX_CAPLEN,
     NS_PER_S,
+    PREFETCH_AHEAD,
     ST_BAD,
     ST_FULL,
     ST_IFACES_FULL,
@@ -157,7 +158,11 @@ def scan_pcapng(
     n = 0
     status = ST_NEED_MORE
     need = 0
+    ahead = pos  # every line below this one has been prefetched (see scan_pcap)
     while True:
+        while ahead < pos + PREFETCH_AHEAD:
+            prefetch_l2(buf, ahead)
+            ahead += 64
         if n >= max_n:
             status = ST_FULL
             break

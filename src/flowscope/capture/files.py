@@ -121,6 +121,27 @@ class ReaderStats:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class PcapRecords:
+    """An uncompressed classic pcap mapped whole, for a compiled loop that walks its records.
+
+    See :meth:`CaptureReader.pcap_records`. ``pos`` is the first record not consumed yet
+    and ``records`` how many were; whoever walks the records advances both, and sets
+    ``stopped`` to (ST_NEED_MORE or ST_BAD, bytes needed) when the walk reaches the end
+    of the data or a corrupt record.
+    """
+
+    data: npt.NDArray[np.uint8]  # the whole file, read-only
+    pos: int
+    end: int
+    big: bool  # byte order of the record headers
+    hdr_len: int  # bytes per record header (16, or 24 for the "modified" format)
+    frac_mult: int  # sub-second field → ns
+    linktype: int
+    records: int = 0
+    stopped: tuple[int, int] | None = None
+
+
 class _Source(Protocol):
     """A byte stream the reader pulls chunks from."""
 
@@ -471,6 +492,54 @@ class CaptureReader:
         finally:
             self.close()
 
+    def pcap_records(self) -> PcapRecords | None:
+        """The file for a compiled loop that walks records itself, or None.
+
+        The fast path of :func:`flowscope.flows.extract.extract_capture`: only for an
+        uncompressed classic pcap that can be mapped (None for pcapng, gzip, pipes).
+        Like :meth:`batches` it is single use, and either one or the other reads the
+        file. The walker reports progress with :meth:`advance` and the end with
+        :meth:`finish`, which keep :attr:`stats` as :meth:`batches` would.
+        """
+        if self._started:
+            raise RuntimeError(f"{self!r} was already read")
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if self.format != "pcap":
+            return None
+        mapped = self._map()
+        if mapped is None:
+            return None
+        self._started = True
+        return PcapRecords(
+            mapped, self._consumed, int(mapped.shape[0]), self._big, self._hdr_len,
+            self._frac_mult, self._linktype,
+        )  # fmt: skip
+
+    def advance(self, recs: PcapRecords) -> None:
+        """Account for the records walked up to ``recs.pos``; release parsed pages."""
+        if recs.records > self.stats.records:
+            self.linktypes.add(self._linktype)
+        self.stats.records = recs.records
+        self._consumed = recs.pos
+        self.stats.bytes_read = recs.pos
+        self._release_mapped(recs.pos)
+
+    def finish(self, recs: PcapRecords) -> None:
+        """The walk ended (``recs.stopped``): report a truncated or corrupt record, close."""
+        self.advance(recs)
+        if recs.stopped is not None:
+            status, need = recs.stopped
+            if status == _pcap.ST_BAD:
+                self._report_bad(recs.data, recs.pos, recs.end, 0)
+            elif recs.pos < recs.end:
+                self.stats.truncated_records += 1
+                self._note(
+                    f"last record at {self._where(recs.pos)} is truncated "
+                    f"({recs.end - recs.pos} of {need} bytes); file cut short?"
+                )
+        self.close()
+
     # -- reading ----------------------------------------------------------------
 
     def _note(self, msg: str) -> None:
@@ -573,7 +642,7 @@ class CaptureReader:
         The mapping is read-only and file-backed: a batch still holding a view of a
         released range faults the same bytes back in from the page cache.
         """
-        step = 64 * 1024 * 1024
+        step = 32 * 1024 * 1024
         start = self._released
         end = (upto // mmap.PAGESIZE) * mmap.PAGESIZE
         if self._mm is None or end - start < step:
@@ -695,6 +764,36 @@ class CaptureReader:
                 f"record at {self._where(base + pos)} has impossible captured "
                 f"length {caplen} (max {_pcap.MAX_CAPLEN}); stopped reading"
             )
+
+
+def is_plain_pcap(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file starting like an uncompressed classic pcap."""
+    try:
+        with open(path, "rb") as f:
+            return stat.S_ISREG(os.fstat(f.fileno()).st_mode) and f.read(4) in _PCAP_MAGICS
+    except OSError:
+        return False
+
+
+def warm_up_readers() -> list[object]:
+    """Compile (or load from cache) the record walkers of both formats; returns them.
+
+    They are called here on an empty buffer with the argument types the reader uses, so
+    a later read finds them ready instead of loading them while it is being timed.
+    """
+    buf = np.zeros(16, np.uint8)
+    buf.flags.writeable = False
+    off, cap, wire, ts = (np.zeros(1, t) for t in (np.int64, np.int32, np.int32, np.int64))
+    _pcap.scan_pcap(buf, 0, 0, False, 16, 1000, off, cap, wire, ts)
+    state = np.zeros(_pcapng.S_SLOTS, np.int64)
+    ifaces = np.zeros((1, _pcapng.IF_COLUMNS), np.int64)
+    counters = np.zeros(_pcapng.C_SLOTS, np.int64)
+    errs = np.zeros(_pcapng.N_REASONS, np.int64)
+    lt = np.zeros(1, np.int32)
+    _pcapng.scan_pcapng(
+        buf, 0, 0, state, ifaces, counters, errs, errs.copy(), off, cap, wire, ts, lt
+    )
+    return [_pcap.scan_pcap, _pcapng.scan_pcapng]
 
 
 def open_capture(

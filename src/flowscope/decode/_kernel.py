@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowscope._jit import inline_kernel, kernel
+from flowscope._jit import hot_kernel, inline_kernel, kernel
 from flowscope.decode.layout import (
     ADDR_DST_HI,
     ADDR_DST_LO,
@@ -132,21 +132,33 @@ def _ethertype_step(d: np.ndarray, pos: int, end: int, etype: int, out: np.ndarr
 @inline_kernel
 def _link_step(d: np.ndarray, pos: int, end: int, linktype: int, out: np.ndarray) -> tuple:
     """Strip the link-layer header; returns (status, network kind, network header position)."""
+    # Link types with an EtherType find it here and share one _ethertype_step below
+    # (one call site: every inlined copy costs compile time).
     if linktype == 1:  # Ethernet
         if pos + 14 > end:
             return SKIP_TRUNC_LINK, 0, pos
         etype = _u16(d, pos + 12)
         if etype < 0x0600:  # 802.3 length field: LLC/SNAP frames (STP, ...) carry no IP here
             return SKIP_NON_IP, 0, pos
-        return _ethertype_step(d, pos + 14, end, etype, out)
-    if linktype == 113:  # Linux cooked v1
+        epos = pos + 14
+    elif linktype == 113:  # Linux cooked v1
         if pos + 16 > end:
             return SKIP_TRUNC_LINK, 0, pos
-        return _ethertype_step(d, pos + 16, end, _u16(d, pos + 14), out)
-    if linktype == 276:  # Linux cooked v2
+        etype = _u16(d, pos + 14)
+        epos = pos + 16
+    elif linktype == 276:  # Linux cooked v2
         if pos + 20 > end:
             return SKIP_TRUNC_LINK, 0, pos
-        return _ethertype_step(d, pos + 20, end, _u16(d, pos), out)
+        etype = _u16(d, pos)
+        epos = pos + 20
+    else:
+        return _other_link(d, pos, end, linktype)
+    return _ethertype_step(d, epos, end, etype, out)
+
+
+@inline_kernel
+def _other_link(d: np.ndarray, pos: int, end: int, linktype: int) -> tuple:
+    """Link types without an EtherType: raw IP and BSD loopback."""
     if linktype == 101 or linktype == 12 or linktype == 14:  # raw IP
         return OK, _NET_GUESS, pos
     if linktype == 228:
@@ -218,23 +230,24 @@ def _transport(
 @inline_kernel
 def _ipv4(
     d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
-) -> int:
+) -> tuple:
+    """IPv4 header → (status, transport header position or -1 if none, IP payload bytes)."""
     if pos + 20 > end:
-        return SKIP_TRUNC_IP
+        return SKIP_TRUNC_IP, -1, 0
     if d[pos] >> 4 != 4:
-        return SKIP_BAD_IP
+        return SKIP_BAD_IP, -1, 0
     ihl = (d[pos] & 0x0F) * 4
     if ihl < 20:
-        return SKIP_BAD_IP
+        return SKIP_BAD_IP, -1, 0
     if pos + ihl > end:
-        return SKIP_TRUNC_IP
+        return SKIP_TRUNC_IP, -1, 0
     total = _u16(d, pos + 2)
     if total == 0:  # TSO/GSO captures write 0: take the length the frame really has
         total = wire_end - pos
     if total < ihl:
-        return SKIP_BAD_IP
+        return SKIP_BAD_IP, -1, 0
     if pos + total > wire_end:  # counting bytes that never crossed the wire would lie
-        return SKIP_IP_LENGTH
+        return SKIP_IP_LENGTH, -1, 0
     out[DEC_IPVER] = 4
     out[DEC_IP_LEN] = total
     out[DEC_IP_HDR_LEN] = ihl
@@ -251,31 +264,28 @@ def _ipv4(
     if frag & 0x1FFF:
         out[DEC_FRAG] = FRAG_LATER
         out[DEC_PAYLOAD_LEN] = ip_payload
-        return OK
+        return OK, -1, 0
     if frag & 0x2000:
         out[DEC_FRAG] = FRAG_FIRST
-    st = _transport(d, pos + ihl, end, proto, ip_payload, out)
-    if st != OK:
-        return st
-    out[DEC_PAYLOAD_LEN] = ip_payload - out[DEC_L4_HDR_LEN]
-    return OK
+    return OK, pos + ihl, ip_payload
 
 
 @inline_kernel
 def _ipv6(
     d: np.ndarray, pos: int, end: int, wire_end: int, out: np.ndarray, addr: np.ndarray
-) -> int:
+) -> tuple:
+    """IPv6 header and extension headers → (status, transport position or -1, payload)."""
     if pos + 40 > end:
-        return SKIP_TRUNC_IP
+        return SKIP_TRUNC_IP, -1, 0
     if d[pos] >> 4 != 6:
-        return SKIP_BAD_IP
+        return SKIP_BAD_IP, -1, 0
     plen = _u16(d, pos + 4)
     if plen == 0:  # jumbogram or offloaded: use the frame's real length
         plen = wire_end - pos - 40
         if plen < 0:
-            return SKIP_BAD_IP
+            return SKIP_BAD_IP, -1, 0
     if pos + 40 + plen > wire_end:
-        return SKIP_IP_LENGTH
+        return SKIP_IP_LENGTH, -1, 0
     out[DEC_IPVER] = 6
     out[DEC_IP_LEN] = plen + 40
     out[DEC_TTL] = d[pos + 7]
@@ -288,15 +298,15 @@ def _ipv6(
     for _ in range(_MAX_V6_EXT):
         if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140:
             if pos + hdr + 2 > end:
-                return SKIP_TRUNC_IP
+                return SKIP_TRUNC_IP, -1, 0
             elen = (np.int64(d[pos + hdr + 1]) + 1) * 8
         elif nh == 51:  # AH counts in 4-byte units
             if pos + hdr + 2 > end:
-                return SKIP_TRUNC_IP
+                return SKIP_TRUNC_IP, -1, 0
             elen = (np.int64(d[pos + hdr + 1]) + 2) * 4
         elif nh == 44:  # fragment header
             if pos + hdr + 8 > end:
-                return SKIP_TRUNC_IP
+                return SKIP_TRUNC_IP, -1, 0
             off = _u16(d, pos + hdr + 2)
             out[DEC_IP_ID] = _u32(d, pos + hdr + 4)
             if off & 0xFFF8:
@@ -309,7 +319,7 @@ def _ipv6(
         nxt = np.int64(d[pos + hdr])
         hdr += elen
         if hdr > plen + 40:
-            return SKIP_BAD_IP
+            return SKIP_BAD_IP, -1, 0
         nh = nxt
         if out[DEC_FRAG] == FRAG_LATER:
             break
@@ -318,18 +328,14 @@ def _ipv6(
     ip_payload = plen + 40 - hdr
     if out[DEC_FRAG] == FRAG_LATER:
         out[DEC_PAYLOAD_LEN] = ip_payload
-        return OK
+        return OK, -1, 0
     if nh == 59:  # no next header
         out[DEC_PAYLOAD_LEN] = 0
-        return OK
-    st = _transport(d, pos + hdr, end, nh, ip_payload, out)
-    if st != OK:
-        return st
-    out[DEC_PAYLOAD_LEN] = ip_payload - out[DEC_L4_HDR_LEN]
-    return OK
+        return OK, -1, 0
+    return OK, pos + hdr, ip_payload
 
 
-@kernel
+@hot_kernel
 def decode_one(
     data: np.ndarray, start: int, caplen: int, wirelen: int, ts: int, linktype: int,
     row: np.ndarray, a: np.ndarray,
@@ -365,9 +371,13 @@ def decode_one(
                     st = SKIP_BAD_IP
         if st == OK:
             if kind == _NET_IPV4:
-                st = _ipv4(data, pos, end, wire_end, row, a)
+                st, l4, ip_payload = _ipv4(data, pos, end, wire_end, row, a)
             else:
-                st = _ipv6(data, pos, end, wire_end, row, a)
+                st, l4, ip_payload = _ipv6(data, pos, end, wire_end, row, a)
+            if st == OK and l4 >= 0:
+                st = _transport(data, l4, end, row[DEC_PROTO], ip_payload, row)
+                if st == OK:
+                    row[DEC_PAYLOAD_LEN] = ip_payload - row[DEC_L4_HDR_LEN]
     row[DEC_STATUS] = st
     return st
 

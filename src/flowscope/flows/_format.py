@@ -7,6 +7,8 @@ buffer plus offsets, which becomes a pyarrow StringArray without copying.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -145,6 +147,47 @@ def _format_times(ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return buf, offsets
 
 
+@njit(cache=True, inline="always")
+def _put_int(buf: np.ndarray, pos: int, v: int) -> int:
+    """Write an integer in decimal, with a '-' if negative; returns the new position."""
+    if v < 0:
+        buf[pos] = 45
+        return _put_dec(buf, pos + 1, -np.int64(v))
+    return _put_dec(buf, pos, v)
+
+
+@njit(cache=True)
+def _join_ids(
+    src_buf: np.ndarray, src_off: np.ndarray, dst_buf: np.ndarray, dst_off: np.ndarray,
+    sport: np.ndarray, dport: np.ndarray, proto: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """'src-dst-sport-dport-proto' per flow, from the formatted addresses."""
+    n = sport.shape[0]
+    # Two addresses, four dashes, two int32 and an int16 of at most 11 and 6 characters.
+    size = (src_off[n] - src_off[0]) + (dst_off[n] - dst_off[0]) + n * 32
+    buf = np.empty(size, np.uint8)
+    offsets = np.empty(n + 1, np.int32)
+    pos = 0
+    for i in range(n):
+        offsets[i] = pos
+        for k in range(src_off[i], src_off[i + 1]):
+            buf[pos] = src_buf[k]
+            pos += 1
+        buf[pos] = 45  # '-'
+        pos += 1
+        for k in range(dst_off[i], dst_off[i + 1]):
+            buf[pos] = dst_buf[k]
+            pos += 1
+        buf[pos] = 45
+        pos = _put_int(buf, pos + 1, sport[i])
+        buf[pos] = 45
+        pos = _put_int(buf, pos + 1, dport[i])
+        buf[pos] = 45
+        pos = _put_int(buf, pos + 1, proto[i])
+    offsets[n] = pos
+    return buf[:pos], offsets
+
+
 def _to_arrow(buf: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int32]) -> pa.Array:
     n = offsets.shape[0] - 1
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf))
@@ -156,6 +199,34 @@ def format_ips(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> pa.Arr
         np.ascontiguousarray(hi, dtype=np.uint64), np.ascontiguousarray(lo, dtype=np.uint64), _HEX
     )
     return _to_arrow(buf, offsets)
+
+
+def format_flow_ids(
+    src: pa.Array, dst: pa.Array, sport: npt.NDArray[np.integer[Any]],
+    dport: npt.NDArray[np.integer[Any]], proto: npt.NDArray[np.integer[Any]],
+) -> pa.Array:  # fmt: skip
+    """CICFlowMeter's flow id 'src-dst-sport-dport-proto' from formatted address arrays.
+
+    The numbers are written as they are (ports as int32, the protocol as int16, like the
+    table's own columns); real flows only have small non-negative ones.
+    """
+    s_off, s_buf = _string_buffers(src)
+    d_off, d_buf = _string_buffers(dst)
+    buf, offsets = _join_ids(
+        s_buf, s_off, d_buf, d_off,
+        np.ascontiguousarray(sport, dtype=np.int64), np.ascontiguousarray(dport, dtype=np.int64),
+        np.ascontiguousarray(proto, dtype=np.int64),
+    )  # fmt: skip
+    return _to_arrow(buf, offsets)
+
+
+def _string_buffers(a: pa.Array) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """Offsets and characters of a StringArray without a null bitmap, as numpy views."""
+    _, off, data = a.buffers()
+    n = len(a)
+    offsets = np.frombuffer(off, np.int32, n + 1, a.offset * 4)
+    chars = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets, chars
 
 
 def format_times(ns: npt.NDArray[np.int64]) -> pa.Array:

@@ -2,10 +2,14 @@
 
 Data structures, all plain numpy arrays owned by :class:`flowscope.flows.meter.FlowMeter`:
 
-- ``I``/``F``/``K``: per-slot accumulators (see :mod:`flowscope.flows.state`).
-- ``index``: open-addressing hash table (linear probing, power-of-two size, entries are
-  slot + 1, 0 = empty). Deletion shifts entries back instead of leaving tombstones, so
-  lookups stay short under the churn of a scan or a spoofed flood.
+- ``I``/``F``/``K``: per-slot accumulators (see :mod:`flowscope.flows.state`). Slots are
+  handed out in order and recycled before new ones are touched (``M_FRESH``), so the
+  memory used follows the peak of open flows; the last STAGE rows stage finished flows
+  on their way out (see _finish).
+- ``index``: open-addressing hash table (linear probing, power-of-two size; a cell is 0
+  when empty, else slot + 1 with a tag of hash bits above it, see _cell). Deletion
+  shifts entries back instead of leaving tombstones, so lookups stay short under the
+  churn of a scan or a spoofed flood.
 - ``prev``/``nxt``: two doubly-linked queues. The open queue holds open flows in the
   order they were (re)queued; packets do not move their flow, the expiry scan re-queues
   a flow that was active since it was queued (see _expire_queue), so expiry and
@@ -14,15 +18,30 @@ Data structures, all plain numpy arrays owned by :class:`flowscope.flows.meter.F
   RSTs, late ACKs) are absorbed instead of becoming one-packet artefact flows. Free
   slots are chained through ``nxt`` as well.
 - ``meta``: scalar state (see ``M_*``), ``counters``: totals reported to the user.
-- ``out_*``: finished flows are copied here; when it is full the kernel returns early
-  and the caller drains it, so memory never depends on how many flows end at once.
+- ``out_*``: finished flows are copied here, column by column; when it is full the
+  kernel returns early and the caller drains it, so memory never depends on how many
+  flows end at once.
+
+The per-packet entry points (meter_pcap, meter_raw) are software pipelines that ask for
+the memory a packet will need (its frame, its hash cell, its flow's row) a few packets
+ahead, so those cache misses overlap instead of stalling every packet in turn.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from flowscope._jit import inline_kernel, kernel
+from flowscope._jit import hot_kernel, inline_kernel, kernel, prefetch, prefetch_l2
+from flowscope.capture._pcap import (
+    INT32_MAX,
+    MAX_CAPLEN,
+    NS_PER_S,
+    PREFETCH_AHEAD,
+    ST_BAD,
+    ST_FULL,
+    ST_NEED_MORE,
+    read_u32,
+)
 from flowscope.decode._kernel import decode_one
 from flowscope.decode.layout import (
     ADDR_DST_HI,
@@ -127,6 +146,7 @@ from flowscope.flows.state import (
     I_ICMP_TYPE,
     I_IPVER,
     I_LAST_TS,
+    I_NCOLS,
     I_PROTO,
     I_QUEUE_TS,
     I_SPORT,
@@ -135,6 +155,7 @@ from flowscope.flows.state import (
     I_VLAN,
     K_DST_HI,
     K_DST_LO,
+    K_NCOLS,
     K_SRC_HI,
     K_SRC_LO,
     LEN_MIN_UNSET,
@@ -160,6 +181,9 @@ M_NEXT_EXPIRY = 7  # capture time of the next expiry scan
 M_CHEAD = 8  # closing queue (flows ended by RST/FIN, in their grace period)
 M_CTAIL = 9
 M_PEAK = 10  # most flows open at once
+M_FRESH = 11  # first slot never used yet: slots from here on are handed out in order
+M_INDEX_CAP = 12  # open flows the hash table is sized for (the caller grows it beyond)
+M_NFLUSHED = 13  # rows of out_* written; rows from here to M_NOUT are staged (see _finish)
 M_NCOLS = 16
 
 Q_OPEN = M_HEAD  # queues are named by the meta slot of their head; tail = head + 1
@@ -189,6 +213,10 @@ C_NCOLS = 8
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_K1 = np.uint64(0xC2B2AE3D27D4EB4F)
+_K2 = np.uint64(0x165667B19E3779F9)
+_K3 = np.uint64(0xD6E8FEB86659FD93)
+_K4 = np.uint64(0xFF51AFD7ED558CCD)
 _MASK62 = np.uint64((1 << 62) - 1)
 _SEQ_MOD = np.int64(1 << 32)
 _SEQ_HALF = np.int64(1 << 31)
@@ -212,7 +240,12 @@ def flow_hash(
     proto: int, a_hi: np.uint64, a_lo: np.uint64, a_port: int,
     b_hi: np.uint64, b_lo: np.uint64, b_port: int,
 ) -> int:  # fmt: skip
-    """Hash of the key with its two endpoints in canonical order (direction-free)."""
+    """Hash of the key with its two endpoints in canonical order (direction-free).
+
+    Each key word is multiplied by its own odd constant (independent multiplications,
+    so they run in parallel) and the xor of the products gets a final avalanche
+    (MurmurHash3's fmix64). Only used to place flows in the hash table.
+    """
     swap = False
     if a_hi > b_hi:
         swap = True
@@ -225,13 +258,16 @@ def flow_hash(
         a_hi, b_hi = b_hi, a_hi
         a_lo, b_lo = b_lo, a_lo
         a_port, b_port = b_port, a_port
-    h = np.uint64(proto)
-    h = _mix(h, a_hi)
-    h = _mix(h, a_lo)
-    h = _mix(h, b_hi)
-    h = _mix(h, b_lo)
-    h = _mix(h, (np.uint64(a_port) << np.uint64(16)) | np.uint64(b_port))
+    rest = (np.uint64(a_port) << np.uint64(24)) | (np.uint64(b_port) << np.uint64(8))
+    rest |= np.uint64(proto) & np.uint64(0xFF)
+    h = (a_hi * _K1) ^ (a_lo * _K2) ^ (b_hi * _K3) ^ (b_lo * _K4) ^ (rest * _GOLDEN)
+    h = (h ^ (h >> np.uint64(33))) * _MIX1
+    h = (h ^ (h >> np.uint64(29))) * _MIX2
+    h ^= h >> np.uint64(32)
     return np.int64(h & _MASK62)
+
+
+_flow_hash_call = kernel(flow_hash.py_func)
 
 
 @inline_kernel
@@ -277,6 +313,19 @@ def _q_append(s: int, q: int, prev: np.ndarray, nxt: np.ndarray, meta: np.ndarra
     meta[q + 1] = s
 
 
+# A hash-table cell holds 0 (empty) or the slot + 1 in its low 32 bits and the low 31
+# bits of the flow's hash above them. Probes compare that tag before reading the flow's
+# row, and deletions find an entry's home cell without reading any row at all.
+_TAG_BITS = 31
+_TAG_MASK = (1 << _TAG_BITS) - 1
+_SLOT_MASK = (1 << 32) - 1
+
+
+@inline_kernel
+def _cell(h: int, s: int) -> int:
+    return ((h & _TAG_MASK) << 32) | (s + 1)
+
+
 @inline_kernel
 def _index_find(
     index: np.ndarray, I: np.ndarray, K: np.ndarray, h: int, proto: int,
@@ -286,12 +335,13 @@ def _index_find(
     """Return (slot or -1, index position of the slot or of the empty cell, is_forward)."""
     mask = index.shape[0] - 1
     pos = h & mask
+    tag = h & _TAG_MASK
     while True:
         e = index[pos]
         if e == 0:
             return -1, pos, True
-        s = e - 1
-        if I[s, I_HASH] == h and I[s, I_PROTO] == proto:
+        s = (e & _SLOT_MASK) - 1
+        if (e >> 32) == tag and I[s, I_HASH] == h and I[s, I_PROTO] == proto:
             if (
                 K[s, K_SRC_LO] == s_lo
                 and K[s, K_DST_LO] == d_lo
@@ -313,12 +363,16 @@ def _index_find(
         pos = (pos + 1) & mask
 
 
+_index_find_call = kernel(_index_find.py_func)
+""":func:`_index_find` as a call, for the rare second lookups (keeps the inlined code small)."""
+
+
 @kernel
 def _index_remove(index: np.ndarray, I: np.ndarray, s: int) -> None:
     """Delete slot ``s`` from the table, shifting later entries of its cluster back."""
     mask = index.shape[0] - 1
     i = I[s, I_HASH] & mask
-    while index[i] != s + 1:
+    while (index[i] & _SLOT_MASK) != s + 1:
         i = (i + 1) & mask
     j = i
     while True:
@@ -327,7 +381,7 @@ def _index_remove(index: np.ndarray, I: np.ndarray, s: int) -> None:
         if e == 0:
             index[i] = 0
             return
-        home = I[e - 1, I_HASH] & mask
+        home = (e >> 32) & mask  # the tag holds the hash's low bits (see _cell)
         # Entry at j may move to the hole at i only if its home is not in (i, j].
         if i <= j:
             stays = i < home and home <= j
@@ -351,8 +405,37 @@ def rebuild_index(index: np.ndarray, I: np.ndarray, prev: np.ndarray, nxt: np.nd
             pos = I[s, I_HASH] & mask
             while index[pos] != 0:
                 pos = (pos + 1) & mask
-            index[pos] = s + 1
+            index[pos] = _cell(I[s, I_HASH], s)
             s = nxt[s]
+
+
+# Finished flows go out column by column (see FlowMeter._column_buffer), but writing one
+# flow's 133 values to 133 columns touches 133 pages. So a flow's row is first copied to
+# one of the last STAGE rows of the flow table (its staging area, never a flow's slot),
+# and every STAGE flows those rows are transposed into the output in one go: 133 pages
+# per STAGE flows, and the staging rows stay in cache.
+STAGE = 64
+
+
+@kernel
+def flush_stage(
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, meta: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> None:  # fmt: skip
+    """Transpose the staged finished flows into the output buffers."""
+    o0 = meta[M_NFLUSHED]
+    n = meta[M_NOUT] - o0
+    base = I.shape[0] - STAGE
+    for c in range(I.shape[1]):
+        for r in range(n):
+            out_I[o0 + r, c] = I[base + r, c]
+    for c in range(F.shape[1]):
+        for r in range(n):
+            out_F[o0 + r, c] = F[base + r, c]
+    for c in range(K.shape[1]):
+        for r in range(n):
+            out_K[o0 + r, c] = K[base + r, c]
+    meta[M_NFLUSHED] = o0 + n
 
 
 @kernel
@@ -366,13 +449,16 @@ def _finish(
         _welford(F, s, F_ACTIVE, (I[s, I_ACTIVE_END] - I[s, I_ACTIVE_START]) / 1000.0)
     I[s, I_END_REASON] = reason
     o = meta[M_NOUT]
+    g = I.shape[0] - STAGE + (o - meta[M_NFLUSHED])  # its staging row
     for c in range(I.shape[1]):
-        out_I[o, c] = I[s, c]
+        I[g, c] = I[s, c]
     for c in range(F.shape[1]):
-        out_F[o, c] = F[s, c]
+        F[g, c] = F[s, c]
     for c in range(K.shape[1]):
-        out_K[o, c] = K[s, c]
+        K[g, c] = K[s, c]
     meta[M_NOUT] = o + 1
+    if o + 1 - meta[M_NFLUSHED] == STAGE:
+        flush_stage(I, F, K, meta, out_I, out_F, out_K)
     _index_remove(index, I, s)
     _q_unlink(s, Q_CLOSING if I[s, I_CLOSING] else Q_OPEN, prev, nxt, meta)
     nxt[s] = meta[M_FREE]
@@ -387,8 +473,15 @@ def _new_flow(
     d_hi: np.uint64, d_lo: np.uint64, dport: int, ts: int, conn_start: int, vlan: int,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray,
 ) -> int:  # fmt: skip
+    # Recycle a freed slot (recently used, so likely in cache) before touching a new one:
+    # untouched slots cost no memory, so the table's footprint follows the peak of
+    # concurrently open flows.
     s = meta[M_FREE]
-    meta[M_FREE] = nxt[s]
+    if s >= 0:
+        meta[M_FREE] = nxt[s]
+    else:
+        s = meta[M_FRESH]
+        meta[M_FRESH] = s + 1
     for c in range(I.shape[1]):
         I[s, c] = 0
     for c in range(F.shape[1]):
@@ -430,7 +523,7 @@ def _new_flow(
     K[s, K_SRC_LO] = s_lo
     K[s, K_DST_HI] = d_hi
     K[s, K_DST_LO] = d_lo
-    index[pos] = s + 1
+    index[pos] = _cell(h, s)
     _q_append(s, Q_OPEN, prev, nxt, meta)
     meta[M_ACTIVE] += 1
     if meta[M_ACTIVE] > meta[M_PEAK]:
@@ -589,6 +682,10 @@ def _expire_queue(
         h = meta[q]
         if h < 0 or now - I[h, I_QUEUE_TS] <= timeout:
             return True
+        n1 = nxt[h]
+        if n1 >= 0:  # likely the next one out: its row is long out of cache
+            _prefetch_row(n1, I, F, K)
+        prefetch(index, I[h, I_HASH] & (index.shape[0] - 1))  # for _index_remove
         if now - I[h, I_LAST_TS] <= timeout:
             _q_unlink(h, q, prev, nxt, meta)
             _q_append(h, q, prev, nxt, meta)
@@ -657,15 +754,19 @@ def flush_all(
     return True
 
 
-@kernel
+@hot_kernel
 def _meter_one(
-    row: np.ndarray, a: np.ndarray,
+    row: np.ndarray, a: np.ndarray, h: int,
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
     counters: np.ndarray, frag: np.ndarray,
     out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
 ) -> bool:  # fmt: skip
-    """Add one decoded packet; False if idle expiry filled the output first (retry later)."""
+    """Add one decoded packet; False if idle expiry filled the output first (retry later).
+
+    ``h`` is the packet's flow hash if the caller computed it already (see meter_raw),
+    else -1.
+    """
     idle = params[P_IDLE]
     active = params[P_ACTIVE]
     max_flows = params[P_MAX_FLOWS]
@@ -723,12 +824,14 @@ def _meter_one(
             dport = np.int64(fr[6])
             proto = np.int64(fr[8])
             counters[C_FRAGMENTS] += 1
+            h = -1  # the key changed: hash it again
         else:
             row[DEC_STATUS] = SKIP_ORPHAN_FRAGMENT
             counters[C_ORPHAN_FRAGS] += 1
             return True
 
-    h = flow_hash(proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+    if h < 0:
+        h = _flow_hash_call(proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
     s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
     flags = row[DEC_FLAGS] if proto == 6 and fstate != FRAG_LATER else 0
     conn_start = ts
@@ -762,11 +865,15 @@ def _meter_one(
             _finish(s, END_FIN, I, F, K, index, prev, nxt, meta, out_I, out_F, out_K)
             s = -1
         if s < 0:
-            s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+            s, pos, fwd = _index_find_call(
+                index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
+            )
     if s < 0:
-        if meta[M_ACTIVE] >= max_flows or meta[M_FREE] < 0:
+        if meta[M_ACTIVE] >= max_flows or not _has_slot(meta, I):
             _make_room(ts, I, F, K, index, prev, nxt, meta, counters, out_I, out_F, out_K)
-            s, pos, fwd = _index_find(index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport)
+            s, pos, fwd = _index_find_call(
+                index, I, K, h, proto, s_hi, s_lo, sport, d_hi, d_lo, dport
+            )
         s = _new_flow(
             I, F, K, index, pos, h, proto, row[DEC_IPVER], s_hi, s_lo, sport,
             d_hi, d_lo, dport, ts, conn_start, row[DEC_VLAN], prev, nxt, meta,
@@ -819,11 +926,17 @@ def _make_room(
 
 
 @inline_kernel
-def _must_pause(meta: np.ndarray, params: np.ndarray, out_cap: int) -> bool:
-    """Output nearly full (one packet can end two flows) or the table needs to grow."""
-    if meta[M_NOUT] + 2 > out_cap:
+def _has_slot(meta: np.ndarray, I: np.ndarray) -> bool:
+    return meta[M_FREE] >= 0 or meta[M_FRESH] < I.shape[0] - STAGE
+
+
+@inline_kernel
+def _must_pause(meta: np.ndarray, params: np.ndarray, I: np.ndarray, out_cap: int) -> bool:
+    """Output nearly full (one packet can end two flows), or the hash table or the flow
+    table needs to grow (the caller does that, then calls again)."""
+    if meta[M_NOUT] + 2 > out_cap or meta[M_ACTIVE] >= meta[M_INDEX_CAP]:
         return True
-    return meta[M_FREE] < 0 and meta[M_ACTIVE] < params[P_MAX_FLOWS]
+    return not _has_slot(meta, I) and meta[M_ACTIVE] < params[P_MAX_FLOWS]
 
 
 @kernel
@@ -848,10 +961,10 @@ def meter_decoded(
         if row[DEC_STATUS] != OK:
             i += 1
             continue
-        if _must_pause(meta, params, out_cap):
+        if _must_pause(meta, params, I, out_cap):
             return i
         if not _meter_one(
-            row, addr[i], I, F, K, index, prev, nxt, meta, params, counters, frag,
+            row, addr[i], -1, I, F, K, index, prev, nxt, meta, params, counters, frag,
             out_I, out_F, out_K,
         ):  # fmt: skip
             return i
@@ -859,11 +972,77 @@ def meter_decoded(
     return n
 
 
+# The fast path is a software pipeline over the packets of a batch. While packet i is
+# metered, the frame of packet i + AHEAD_DATA is requested from memory, packet
+# i + AHEAD_DECODE is decoded and hashed and its hash-table cell requested, and the
+# flow slot that cell names for packet i + AHEAD_SLOT is requested. Frames, hash cells
+# and flow slots are all random accesses into memory far larger than the caches; with
+# the hints they arrive while earlier packets are being worked on instead of stalling
+# each packet in turn. The hints never change results: packet i is looked up afresh.
+AHEAD_DATA = 8
+AHEAD_DECODE = 4
+AHEAD_SLOT = 2
+RING = 8  # decoded packets in flight (a power of two > AHEAD_DECODE)
+
+
+@inline_kernel
+def _decode_ahead(
+    j: int, data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
+    ts_ns: np.ndarray, linktype: np.ndarray, ring: np.ndarray, ring_a: np.ndarray,
+    ring_h: np.ndarray, index: np.ndarray,
+) -> None:  # fmt: skip
+    """Decode packet ``j`` into its ring slot, hash its key, request its hash cell."""
+    r = j & (ring.shape[0] - 1)
+    row = ring[r]
+    a = ring_a[r]
+    st = decode_one(data, offset[j], caplen[j], wirelen[j], ts_ns[j], linktype[j], row, a)
+    h = -1
+    if st == OK and row[DEC_FRAG] != FRAG_LATER:
+        h = flow_hash(
+            row[DEC_PROTO], a[ADDR_SRC_HI], a[ADDR_SRC_LO], row[DEC_SPORT],
+            a[ADDR_DST_HI], a[ADDR_DST_LO], row[DEC_DPORT],
+        )  # fmt: skip
+        prefetch(index, h & (index.shape[0] - 1))
+    ring_h[r] = h
+
+
+@inline_kernel
+def _prefetch_row(s: int, I: np.ndarray, F: np.ndarray, K: np.ndarray) -> None:
+    """Request every cache line of flow slot ``s`` (before copying it out)."""
+    for c in range(0, I_NCOLS, 8):
+        prefetch(I, s * I_NCOLS + c)
+    for c in range(0, F_NCOLS, 8):
+        prefetch(F, s * F_NCOLS + c)
+    prefetch(K, s * K_NCOLS)
+
+
+@inline_kernel
+def _slot_ahead(
+    j: int, ring_h: np.ndarray, index: np.ndarray, I: np.ndarray, F: np.ndarray, K: np.ndarray
+) -> None:  # fmt: skip
+    """Request the flow slot named by packet ``j``'s hash cell (if it names one)."""
+    h = ring_h[j & (ring_h.shape[0] - 1)]
+    if h < 0:
+        return
+    e = index[h & (index.shape[0] - 1)]
+    if (e >> 32) != (h & _TAG_MASK):  # empty, or another flow's cell
+        return
+    s = (e & _SLOT_MASK) - 1
+    prefetch(I, s * I_NCOLS)
+    prefetch(I, s * I_NCOLS + 8)
+    prefetch(I, s * I_NCOLS + 16)
+    prefetch(I, s * I_NCOLS + I_FWD)
+    prefetch(I, s * I_NCOLS + I_BWD)
+    prefetch(K, s * K_NCOLS)
+    prefetch(F, s * F_NCOLS)
+    prefetch(F, s * F_NCOLS + 8)
+
+
 @kernel
 def meter_raw(
     data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
     ts_ns: np.ndarray, linktype: np.ndarray, start: int, status_counts: np.ndarray,
-    row: np.ndarray, a: np.ndarray,
+    ring: np.ndarray, ring_a: np.ndarray, ring_h: np.ndarray,
     I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
     prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
     counters: np.ndarray, frag: np.ndarray,
@@ -871,22 +1050,181 @@ def meter_raw(
 ) -> int:  # fmt: skip
     """Decode and meter packets ``start..`` of a raw batch in one pass (the fast path).
 
-    Fusing the two steps keeps each packet's header fields in a scratch row in cache
-    instead of writing and re-reading a decoded matrix. Every packet is counted once in
-    ``status_counts`` by status (OK or a SKIP_* reason). Stops early like
-    :func:`meter_decoded`.
+    Fusing the two steps keeps each packet's header fields in a small ring of scratch
+    rows in cache instead of writing and re-reading a decoded matrix; see AHEAD_DATA
+    for the pipeline. Every packet is counted once in ``status_counts`` by status (OK
+    or a SKIP_* reason). Stops early like :func:`meter_decoded`; the caller calls
+    again from the returned index, which decodes the packets in flight once more.
     """
     n = offset.shape[0]
     out_cap = out_I.shape[0]
-    i = start
-    while i < n:
-        if _must_pause(meta, params, out_cap):
+    rmask = ring.shape[0] - 1
+    for j in range(start, min(start + AHEAD_DATA - AHEAD_DECODE, n)):
+        prefetch(data, offset[j])
+    # k is the packet being decoded; the packet being metered trails it by AHEAD_DECODE.
+    # (Each stage has one call site: the inlined code is large and compiles slowly.)
+    for k in range(start, n + AHEAD_DECODE):
+        if k + AHEAD_DATA - AHEAD_DECODE < n:
+            p = offset[k + AHEAD_DATA - AHEAD_DECODE]
+            prefetch(data, p)
+            prefetch(data, p + 64)
+        if k < n:
+            _decode_ahead(k, data, offset, caplen, wirelen, ts_ns, linktype, ring, ring_a,
+                          ring_h, index)  # fmt: skip
+        j = k - (AHEAD_DECODE - AHEAD_SLOT)
+        if start <= j < n:
+            _slot_ahead(j, ring_h, index, I, F, K)
+        i = k - AHEAD_DECODE
+        if i < start:
+            continue
+        if _must_pause(meta, params, I, out_cap):
             return i
-        st = decode_one(data, offset[i], caplen[i], wirelen[i], ts_ns[i], linktype[i], row, a)
-        if st == OK and not _meter_one(
-            row, a, I, F, K, index, prev, nxt, meta, params, counters, frag, out_I, out_F, out_K
-        ):
+        r = i & rmask
+        row = ring[r]
+        if row[DEC_STATUS] == OK and not _meter_one(
+            row, ring_a[r], ring_h[r], I, F, K, index, prev, nxt, meta, params, counters,
+            frag, out_I, out_F, out_K,
+        ):  # fmt: skip
             return i
         status_counts[row[DEC_STATUS]] += 1  # the meter may have set SKIP_ORPHAN_FRAGMENT
-        i += 1
     return n
+
+
+# ------------------------------------------------------------------ classic pcap, fused
+# For an uncompressed classic pcap the loop below also walks the file's records, so no
+# pass of its own and no per-batch arrays are needed: record headers form a chain (each
+# gives the next one's position), and walking it AHEAD_WALK records ahead of the packet
+# being metered lets each header's memory latency overlap with metering the packets
+# before it. Results are those of reading batches with CaptureReader then meter_raw.
+AHEAD_WALK = 8
+WALK_RING = 16  # walked records in flight (a power of two > AHEAD_WALK)
+# walk ring columns
+W_POS = 0  # file position of the record header
+W_OFF = 1  # of the frame
+W_CAPLEN = 2
+W_WIRELEN = 3
+W_TS = 4
+W_NCOLS = 5
+# why meter_pcap returned (besides the _pcap.ST_* record-walk outcomes)
+PCAP_PAUSED = 10  # output full or tables must grow: drain/grow, then call again
+
+
+@inline_kernel
+def _walk_one(
+    data: np.ndarray, pos: int, end: int, big: bool, hdr_len: int, frac_mult: int,
+    walk: np.ndarray, w: int,
+) -> tuple:  # fmt: skip
+    """Parse the record header at ``pos`` into walk-ring row ``w``.
+
+    Returns (status, bytes the record occupies or needs): ST_FULL when the record is
+    complete (it is then in the ring), else ST_NEED_MORE or ST_BAD as scan_pcap reports.
+    """
+    avail = end - pos
+    if avail < hdr_len:
+        return ST_NEED_MORE, hdr_len
+    incl = read_u32(data, pos + 8, big)
+    if incl > MAX_CAPLEN:
+        return ST_BAD, 0
+    rec = hdr_len + incl
+    if avail < rec:
+        return ST_NEED_MORE, rec
+    sec = read_u32(data, pos, big)
+    frac = read_u32(data, pos + 4, big)
+    orig = read_u32(data, pos + 12, big)
+    r = walk[w & (walk.shape[0] - 1)]
+    r[W_POS] = pos
+    r[W_OFF] = pos + hdr_len
+    r[W_CAPLEN] = incl
+    r[W_WIRELEN] = min(orig, INT32_MAX)
+    r[W_TS] = sec * NS_PER_S + frac * frac_mult
+    return ST_FULL, rec
+
+
+@inline_kernel
+def _decode_walked(
+    k: int, data: np.ndarray, linktype: int, walk: np.ndarray, ring: np.ndarray,
+    ring_a: np.ndarray, ring_h: np.ndarray, index: np.ndarray,
+) -> None:  # fmt: skip
+    """Decode walked record ``k`` into its ring slot, hash it, request its hash cell."""
+    wr = walk[k & (walk.shape[0] - 1)]
+    r = k & (ring.shape[0] - 1)
+    row = ring[r]
+    a = ring_a[r]
+    st = decode_one(data, wr[W_OFF], wr[W_CAPLEN], wr[W_WIRELEN], wr[W_TS], linktype, row, a)
+    h = -1
+    if st == OK and row[DEC_FRAG] != FRAG_LATER:
+        h = flow_hash(
+            row[DEC_PROTO], a[ADDR_SRC_HI], a[ADDR_SRC_LO], row[DEC_SPORT],
+            a[ADDR_DST_HI], a[ADDR_DST_LO], row[DEC_DPORT],
+        )  # fmt: skip
+        prefetch(index, h & (index.shape[0] - 1))
+    ring_h[r] = h
+
+
+@kernel
+def meter_pcap(
+    data: np.ndarray, pos: int, end: int, limit: int, big: bool, hdr_len: int,
+    frac_mult: int, linktype: int, status_counts: np.ndarray, walk: np.ndarray,
+    ring: np.ndarray, ring_a: np.ndarray, ring_h: np.ndarray,
+    I: np.ndarray, F: np.ndarray, K: np.ndarray, index: np.ndarray,
+    prev: np.ndarray, nxt: np.ndarray, meta: np.ndarray, params: np.ndarray,
+    counters: np.ndarray, frag: np.ndarray,
+    out_I: np.ndarray, out_F: np.ndarray, out_K: np.ndarray,
+) -> tuple:  # fmt: skip
+    """Walk, decode and meter the classic-pcap records of ``data[pos:end]`` (the fast path).
+
+    ``data`` is the whole file (mapped), ``pos`` a record boundary. Records starting
+    before ``limit`` are metered, so the caller gets control back every so often.
+    Returns (position of the first record not metered, records metered, outcome,
+    bytes needed): outcome ST_FULL when ``limit`` was reached, PCAP_PAUSED when the
+    output or the tables need the caller (call again from the returned position),
+    ST_NEED_MORE when the record there is incomplete (the end of the data: a truncated
+    record unless the position is ``end``; the last element says how many bytes it
+    claims), ST_BAD when its captured length is impossible.
+    """
+    out_cap = out_I.shape[0]
+    rmask = ring.shape[0] - 1
+    wmask = walk.shape[0] - 1
+    walked = 0  # records walked so far
+    wpos = pos  # position of the next record to walk
+    ahead = pos  # every cache line of the file below this one has been requested
+    walking = wpos < limit
+    status = ST_FULL
+    need = 0
+    t = -AHEAD_WALK  # the record being metered
+    while True:
+        if walking:
+            # Each header read waits on the one before; with the lines requested a few
+            # KiB ahead (see capture._pcap.PREFETCH_AHEAD) it finds them in cache.
+            while ahead < wpos + PREFETCH_AHEAD:
+                prefetch_l2(data, ahead)
+                ahead += 64
+            st, size = _walk_one(data, wpos, end, big, hdr_len, frac_mult, walk, walked)
+            if st == ST_FULL:
+                walked += 1
+                wpos += size
+                walking = wpos < limit
+            else:
+                walking = False
+                status = st
+                need = size
+        k = t + AHEAD_DECODE
+        if 0 <= k < walked:
+            _decode_walked(k, data, linktype, walk, ring, ring_a, ring_h, index)
+        k = t + AHEAD_SLOT
+        if 0 <= k < walked:
+            _slot_ahead(k, ring_h, index, I, F, K)
+        if t >= 0:
+            if t >= walked:
+                return wpos, walked, status, need
+            if _must_pause(meta, params, I, out_cap):
+                return walk[t & wmask][W_POS], t, PCAP_PAUSED, 0
+            r = t & rmask
+            row = ring[r]
+            if row[DEC_STATUS] == OK and not _meter_one(
+                row, ring_a[r], ring_h[r], I, F, K, index, prev, nxt, meta, params, counters,
+                frag, out_I, out_F, out_K,
+            ):  # fmt: skip
+                return walk[t & wmask][W_POS], t, PCAP_PAUSED, 0
+            status_counts[row[DEC_STATUS]] += 1
+        t += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from flowscope.flows import state as S
 
 Array = npt.NDArray[np.float64]
+_T = TypeVar("_T")
 
 
 class FlowView:
@@ -29,6 +31,13 @@ class FlowView:
         self._i = i
         self._f = f
         self._cols: dict[int, Array] = {}
+        self._memo: dict[tuple[object, ...], object] = {}
+
+    def _once(self, key: tuple[object, ...], compute: Callable[[], _T]) -> _T:
+        """``compute()``, evaluated once per view: several features share these values."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]
 
     def i(self, col: int) -> Array:
         """Integer accumulator column as float64 (converted once, then reused)."""
@@ -68,6 +77,9 @@ class FlowView:
 
     def _len_parts(self, direction: str) -> tuple[Array, Array, Array, Array, Array]:
         """(count, sum, sum of squares, min, max) of payload lengths, as int64 arrays."""
+        return self._once(("len_parts", direction), lambda: self._len_parts_of(direction))
+
+    def _len_parts_of(self, direction: str) -> tuple[Array, Array, Array, Array, Array]:
         i = self._i
         if direction == "fwd":
             cols = (S.I_FWD_PKTS, S.I_FWD_BYTES, S.I_FWD_LEN_SUMSQ, S.I_FWD_LEN_MIN,
@@ -97,19 +109,23 @@ class FlowView:
         nn = np.maximum(n, 1)
         if stat == "mean":
             return np.where(has, total / nn, 0.0)
-        q, r = np.divmod(total, nn)
-        m2 = (sumsq - q * total - r * q).astype(np.float64) - (r * r) / nn
-        var = np.where(n > 1, np.maximum(m2, 0.0) / np.maximum(n - 1, 1), 0.0)
+
+        def variance() -> Array:
+            q, r = np.divmod(total, nn)
+            m2 = (sumsq - q * total - r * q).astype(np.float64) - (r * r) / nn
+            return np.where(n > 1, np.maximum(m2, 0.0) / np.maximum(n - 1, 1), 0.0)
+
+        var = self._once(("len_var", direction), variance)
         return var if stat == "var" else np.sqrt(var)
 
     def duration_us(self) -> Array:
-        return self.span_us(S.I_FIRST_TS, S.I_LAST_TS)
+        return self._once(("duration",), lambda: self.span_us(S.I_FIRST_TS, S.I_LAST_TS))
 
     def packets(self) -> Array:
-        return self.i(S.I_FWD_PKTS) + self.i(S.I_BWD_PKTS)
+        return self._once(("packets",), lambda: self.i(S.I_FWD_PKTS) + self.i(S.I_BWD_PKTS))
 
     def payload(self) -> Array:
-        return self.i(S.I_FWD_BYTES) + self.i(S.I_BWD_BYTES)
+        return self._once(("payload",), lambda: self.i(S.I_FWD_BYTES) + self.i(S.I_BWD_BYTES))
 
     def flag(self, k: int, direction: str = "both") -> Array:
         fwd = self.i(S.I_FWD_FLAG0 + k)
@@ -117,7 +133,7 @@ class FlowView:
         return fwd if direction == "fwd" else bwd if direction == "bwd" else fwd + bwd
 
     def subflows(self) -> Array:
-        return self.i(S.I_SUBFLOWS) + 1.0
+        return self._once(("subflows",), lambda: self.i(S.I_SUBFLOWS) + 1.0)
 
     def bulk(self, base: int, what: int) -> Array:
         return self.i(base + what)

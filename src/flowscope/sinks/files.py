@@ -12,11 +12,13 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # imported when a writer needs them: each costs start-up time
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
 from flowscope.errors import FlowscopeError
 from flowscope.flows.registry import DIALECTS, column_name
@@ -66,6 +68,8 @@ class FlowWriter:
             )
         if self.format == "parquet" and path == "-":
             raise FlowscopeError("Parquet cannot be written to stdout; give a file name")
+        if self.format == "parquet":
+            import pyarrow.parquet  # noqa: F401  (load it now rather than at the first write)
         self.dialect = dialect
         self.rows = 0
         self._pq: pq.ParquetWriter | None = None
@@ -91,6 +95,8 @@ class FlowWriter:
         try:
             if self.format == "parquet":
                 if self._pq is None:
+                    import pyarrow.parquet as pq
+
                     parent = os.path.dirname(os.path.abspath(self.path))
                     os.makedirs(parent, exist_ok=True)
                     # Dictionary-encode only the low-cardinality text columns: trying it on
@@ -103,6 +109,8 @@ class FlowWriter:
             elif self.format == "csv":
                 assert self._fh is not None
                 if self._csv is None:
+                    import pyarrow.csv as pacsv
+
                     self._csv = pacsv.CSVWriter(self._fh, table.schema)
                 self._csv.write_table(table)
             else:
