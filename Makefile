@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck venv bench bench-models model kdd-model docs clean
+.PHONY: test lint typecheck venv bench bench-models bench-latency bench-live model kdd-model docs clean clean-jit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,15 @@ bench: $(STAMP)
 bench-models: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py
 
+## Attack start → first alert, live in the traffic lab and replayed (root; ~10 min).
+bench-latency: $(STAMP)
+	$(BIN)/python benchmarks/bench_latency.py
+
+## Live throughput with model, rules and all sinks vs NFStream (root; tcpreplay; ~10 min).
+bench-live: $(STAMP)
+	bash scripts/system-deps.sh
+	$(BIN)/python benchmarks/bench_live.py
+
 ## Rebuild the shipped default model from scratch (lab runs need root; see docs/models.md).
 model: $(STAMP)
 	bash scripts/make-model.sh
@@ -45,6 +54,10 @@ model: $(STAMP)
 ## Rebuild the shipped NSL-KDD detector (docs/kdd.md; ~3 minutes).
 kdd-model: $(STAMP)
 	$(BIN)/flowscope kdd train --data ../shared/data/nsl-kdd -o src/flowscope/data/models/kdd-dnn
+
+## numba's cache key does not follow inlined callees: after editing a compiled module, clear it.
+clean-jit:
+	find src -name '*.nbi' -delete -o -name '*.nbc' -delete
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

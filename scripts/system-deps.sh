@@ -9,6 +9,8 @@ pkgs=(
   tcpdump iproute2 ethtool procps psmisc openssl curl wget socat
   nmap hping3 hydra patator slowhttptest apache2-utils iperf3
   nginx openssh-server openssh-client dnsmasq-base bind9-dnsutils vsftpd
+  tcpreplay
+  chromium   # dashboard tests in a real browser (tests/test_web_browser.py, headless)
 )
 missing=()
 for p in "${pkgs[@]}"; do

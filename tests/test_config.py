@@ -48,7 +48,7 @@ def test_defaults() -> None:
     assert c.outputs.sinks == ["logs", "eve", "sqlite"]
     assert c.outputs.dialect == "cse-cic-ids2018"
     assert c.outputs.rotate_size == 100_000_000 and c.outputs.retention_age == 7 * 86400
-    assert c.capture.ring_size == 64 * 2**20
+    assert c.capture.ring_size == 256 * 2**20
     assert c.model.threshold is None and c.detect == Config().detect
 
 

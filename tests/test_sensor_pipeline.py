@@ -66,8 +66,10 @@ def test_process_counts_and_writes(tmp_path: Path) -> None:
 
 
 def test_lateness_follows_idle_timeout() -> None:
-    cfg = load_config(None, env={}, overrides={"flows.idle_timeout": 30})
+    # without early verdicts the engine sees flows only when they end
+    off = {"flows.early_verdict_interval": 0}
+    cfg = load_config(None, env={}, overrides={"flows.idle_timeout": 30, **off})
     assert detect_config(cfg).lateness_s == 40.0
     cfg = load_config(None, env={}, overrides={"detect.lateness_s": 5})
     assert detect_config(cfg).lateness_s == 5.0
-    assert np.isclose(detect_config(load_config(None, env={})).lateness_s, 130.0)
+    assert np.isclose(detect_config(load_config(None, env={}, overrides=off)).lateness_s, 130.0)

@@ -123,7 +123,8 @@ class CaptureConfig(_Section):
         default=4096, ge=1, le=1_000_000, description="Packets per batch handed to the flow meter."
     )
     ring_size: Size = Field(
-        default=64 * 1024 * 1024, description="Kernel capture ring buffer (bytes or 64MiB, 1GiB …)."
+        default=256 * 1024 * 1024,
+        description="Kernel capture ring buffer (bytes or 256MiB, 1GiB …): 4 MiB blocks.",
     )
 
     @field_validator("snaplen")
@@ -156,10 +157,16 @@ class FlowsConfig(_Section):
         description="Open-flow table size; beyond it the oldest is evicted.",
     )
     early_verdict_packets: int = Field(
-        default=0, ge=0, description="Classify an open flow once it has this many packets; 0 = off."
+        default=1,
+        ge=0,
+        description="Packets an open flow needs before it gets early verdicts (0 or 1 = "
+        "every flow, which lets the flood and scan rules see one-packet flows at once).",
     )
     early_verdict_interval: Duration = Field(
-        default=30.0, description="Re-classify open flows this often (seconds); 0 = off."
+        default=1.0,
+        ge=0,
+        description="Capture time between snapshots of the open flows that changed, which "
+        "are then classified (early verdicts); 0 = verdicts at flow end only.",
     )
 
 

@@ -54,6 +54,21 @@ DEFAULT_BLOCK_TIMEOUT_MS = 64
 DEFAULT_BATCH_PACKETS = 65536
 DEFAULT_POLL_TIMEOUT = 0.1
 ANY = "any"
+
+
+def ring_geometry(ring_size: int, block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[int, int]:
+    """Blocks of ``block_size`` bytes that fit ``ring_size`` (at least 2): (size, count).
+
+    The configuration speaks in total bytes because that is what the user budgets; the
+    kernel wants whole blocks. A ring smaller than two default blocks gets smaller,
+    page-aligned blocks instead of fewer than two.
+    """
+    page = mmap.PAGESIZE
+    if ring_size < 2 * block_size:
+        block_size = max(page, (ring_size // 2) // page * page)
+    return block_size, max(2, ring_size // block_size)
+
+
 """Interface name that captures on every interface of the namespace (cooked headers)."""
 
 # Linux constants (linux/if_ether.h, linux/if_packet.h, linux/sockios.h, linux/if_arp.h).

@@ -9,6 +9,7 @@ import typer
 
 from flowscope import __version__
 from flowscope.cli import config as config_cmd
+from flowscope.cli import demo as demo_cmd
 from flowscope.cli import flows as flows_cmd
 from flowscope.cli import interfaces as interfaces_cmd
 from flowscope.cli import kdd as kdd_cmd
@@ -36,6 +37,7 @@ app.add_typer(kdd_cmd.kdd_app)
 app.add_typer(config_cmd.config_app)
 app.command("run")(run_cmd.run)
 app.command("analyze")(run_cmd.analyze)
+app.command("demo")(demo_cmd.demo)
 
 
 def _version(value: bool) -> None:

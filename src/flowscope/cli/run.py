@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 
-from flowscope.capture import bpf, open_capture
+from flowscope.capture import open_capture
 from flowscope.capture.live import LiveCapture
 from flowscope.config import Config, load_config, parse_set_options
 from flowscope.errors import FlowscopeError
 from flowscope.models.classify import load_detector
+from flowscope.sensor.capture import open_live
 from flowscope.sensor.pipeline import Pipeline, warm_detector
 from flowscope.sensor.runner import Runner, warm_up
 from flowscope.sensor.status import summary_lines
@@ -33,6 +34,16 @@ OutputOpt = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a setting: section.key=value (repeatable)."),
+]
+WebHostOpt = Annotated[
+    str | None, typer.Option("--web-host", help="Dashboard address (default 127.0.0.1).")
+]
+WebPortOpt = Annotated[
+    int | None, typer.Option("--web-port", help="Dashboard port (default 5001).")
+]
+WebTokenOpt = Annotated[
+    str | None,
+    typer.Option("--web-token", help="Dashboard token (off loopback one is generated)."),
 ]
 
 
@@ -88,16 +99,38 @@ def run(
     ] = 5.0,
     sets: SetOpt = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No closing summary.")] = False,
+    web: Annotated[
+        bool | None,
+        typer.Option(
+            "--web/--no-web",
+            help="Serve the dashboard (default: on for live capture -i).",
+        ),
+    ] = None,
+    web_host: WebHostOpt = None,
+    web_port: WebPortOpt = None,
+    web_token: WebTokenOpt = None,
 ) -> None:
-    """Run the sensor: classify flows live (-i) or replay a capture (-r); Ctrl-C stops."""
+    """Run the sensor: classify flows live (-i) or replay a capture (-r); Ctrl-C stops.
+
+    Live capture serves the dashboard (http://127.0.0.1:5001) unless --no-web; with
+    --web and no -i/-r the sensor starts idle and is started from the browser."""
     cfg = _config(
-        config, model, output, sets, **{"capture.interface": interface, "capture.bpf": bpf_filter}
-    )
+        config, model, output, sets,
+        **{"capture.interface": interface, "capture.bpf": bpf_filter, "web.host": web_host,
+           "web.port": web_port, "web.token": web_token},
+    )  # fmt: skip
     iface = cfg.capture.interface
     if read and interface:
         raise FlowscopeError("give either -i INTERFACE or -r CAPTURE, not both")
+    serve = web if web is not None else bool(iface) and not read
+    if serve:
+        _run_with_dashboard(cfg, read, tcp_only, realtime, duration, status_every, quiet)
+        return
     if not read and not iface:
-        raise FlowscopeError("nothing to capture: give -i INTERFACE or -r CAPTURE")
+        raise FlowscopeError(
+            "nothing to capture: give -i INTERFACE or -r CAPTURE"
+            " (or --web to choose one in the dashboard)"
+        )
     if read and (tcp_only or bpf_filter):
         raise FlowscopeError("--filter and --tcp-only apply to live capture (-i)")
     if realtime and not read:
@@ -109,14 +142,7 @@ def run(
     warm_detector(detector, cfg.model.explain_top_k)
     cap: LiveCapture | None = None
     if not read:
-        cap = LiveCapture(
-            iface,
-            bpf_filter=cfg.capture.bpf or None,
-            tcp_only=tcp_only,
-            promisc=cfg.capture.promiscuous,
-            snaplen=cfg.capture.snaplen or bpf.MAX_SNAPLEN,
-            batch_packets=cfg.capture.batch_size,
-        )
+        cap = open_live(cfg.capture, iface, bpf_filter=cfg.capture.bpf, tcp_only=tcp_only)
     try:
         pipeline = Pipeline(cfg, detector=detector)
     except BaseException:
@@ -129,6 +155,71 @@ def run(
     else:
         runner.run_replay([str(p) for p in read or []], realtime=realtime, duration=duration)
     _finish(pipeline, quiet)
+
+
+def _run_with_dashboard(
+    cfg: Config,
+    read: list[Path] | None,
+    tcp_only: bool,
+    realtime: bool,
+    duration: float | None,
+    status_every: float,
+    quiet: bool,
+) -> None:
+    """`flowscope run` with the dashboard: the sensor runs under a SensorController."""
+    from flowscope.web.control import SensorController
+    from flowscope.web.server import Dashboard, wait_for_stop
+
+    if read and (tcp_only or cfg.capture.bpf):
+        raise FlowscopeError("--filter and --tcp-only apply to live capture (-i)")
+    if realtime and not read:
+        raise FlowscopeError("--realtime applies to replay (-r)")
+    if read:
+        _check_captures(read)
+    detector = load_detector(cfg.model.bundle)
+    iface = cfg.capture.interface
+    cap: LiveCapture | None = None
+    if iface and not read:
+        # Open the capture before anything is written, so its errors leave no outputs;
+        # warm the kernels before it opens: a compile would stall it.
+        warm_up()
+        warm_detector(detector, cfg.model.explain_top_k)
+        cap = open_live(cfg.capture, iface, bpf_filter=cfg.capture.bpf, tcp_only=tcp_only)
+    try:
+        controller = SensorController(
+            cfg, detector=detector, status_every=status_every, status_out=sys.stderr
+        )
+    except BaseException:
+        if cap is not None:
+            cap.close()
+        raise
+    dash = Dashboard(controller, host=cfg.web.host, port=cfg.web.port, token=cfg.web.token)
+    try:
+        try:
+            dash.start()
+        except FlowscopeError as e:
+            if not (read or iface):
+                raise
+            # The sensor matters more than its dashboard: carry on without it.
+            print(f"flowscope: warning: {e}; running without it", file=sys.stderr)
+        else:
+            print(f"flowscope: dashboard at {dash.url}", file=sys.stderr, flush=True)
+        controller.warm()
+        if read:
+            controller.start_replay([str(p) for p in read], realtime=realtime)
+        elif cap is not None:
+            controller.start_open_live(cap, iface, cfg.capture.bpf)
+            cap = None
+        # Without the dashboard nothing could start another run: stop with this one.
+        wait_for_stop(controller, duration, until_idle=not dash.serving)
+    finally:
+        if cap is not None:
+            cap.close()
+        dash.close()
+    if controller.last_pipeline is not None:
+        _finish(controller.last_pipeline, quiet)
+    if controller.error:
+        raise FlowscopeError(controller.error)
 
 
 def analyze(

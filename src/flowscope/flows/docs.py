@@ -71,6 +71,10 @@ sees the features it was trained on.
   is re-queued, up to 8 times per eviction), so busy connections outlive flood flows.
 - **End of input**: flows still open when a capture ends are closed with `eof`. Flows
   never span two capture files.
+- **Snapshots** (`FlowMeter.snapshot`, the sensor's early verdicts): a copy of each open
+  flow that got packets since its previous snapshot, with exactly the values the flow
+  would have if it ended with its last packet so far, end reason `running` and one more
+  column, `active` (true). The flows themselves are not changed.
 - **Timestamps going backwards** (reordered captures) are clamped to the flow's last
   packet time (IAT 0) and counted; the capture clock never moves backwards.
 

@@ -74,7 +74,10 @@ def _columns_contiguous(a: npt.NDArray[_G]) -> npt.NDArray[_G]:
 
 
 def compute_features(records: FlowRecords, *, compiled: bool = True) -> pa.Table:
-    """All identifier, feature and extra columns for a set of finished flows.
+    """All identifier, feature and extra columns for a set of flows.
+
+    Snapshots (``records.active``) get one more column, ``active`` (all true), after
+    the identifiers; finished flows never have it.
 
     The feature columns come from one compiled pass (:mod:`._feature_kernel`), or with
     ``compiled=False`` from the registry's numpy definitions; both give the same values.
@@ -104,6 +107,8 @@ def compute_features(records: FlowRecords, *, compiled: bool = True) -> pa.Table
         "ip_version": arrow_array(I[:, S.I_IPVER].astype(np.int8)),
         "vlan_id": arrow_array(I[:, S.I_VLAN].astype(np.int32)),
     }
+    if records.active:  # snapshots of open flows (FlowMeter.snapshot), see FlowRecords
+        cols["active"] = pa.repeat(pa.scalar(True), len(records))
     if compiled and _COMPILED:
         out_a = _rows(_fk.SPLIT, len(records), np.float64)
         out_b = _rows(len(FEATURES) - _fk.SPLIT, len(records), np.float64)

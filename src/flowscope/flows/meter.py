@@ -89,17 +89,25 @@ class MeterConfig:
 
 @dataclass(frozen=True, slots=True)
 class FlowRecords:
-    """Finished flows as raw accumulators (rows of the state matrices)."""
+    """Flows as raw accumulators (rows of the state matrices).
+
+    Finished flows, or with ``active=True`` snapshots of open flows
+    (:meth:`FlowMeter.snapshot`, end reason ``running``): the feature table of those
+    gets an ``active`` column, which tells the rule engine to treat each row as the
+    latest state of a flow it may see again, not as one more flow.
+    """
 
     I: npt.NDArray[np.int64]
     F: npt.NDArray[np.float64]
     K: npt.NDArray[np.uint64]
+    active: bool = False
 
     def __len__(self) -> int:
         return int(self.I.shape[0])
 
     @classmethod
     def concat(cls, parts: list[FlowRecords]) -> FlowRecords:
+        """One set of records; snapshots and finished flows must not be mixed."""
         if not parts:
             return cls(
                 np.zeros((0, I_NCOLS), np.int64),
@@ -108,10 +116,14 @@ class FlowRecords:
             )
         if len(parts) == 1:
             return parts[0]
+        active = {p.active for p in parts}
+        if len(active) > 1:
+            raise ValueError("cannot concatenate snapshots with finished flows")
         return cls(
             np.concatenate([p.I for p in parts]),
             np.concatenate([p.F for p in parts]),
             np.concatenate([p.K for p in parts]),
+            active.pop(),
         )
 
 
@@ -185,6 +197,10 @@ class FlowMeter:
         self._next = np.zeros(cap, dtype=np.int64)
         self._index = np.zeros(1, dtype=np.int64)
         self._grow_index(min(self._MIN_INDEX, self.config.max_flows))
+        self.snapshots = 0
+        """Snapshots taken (:meth:`snapshot`)."""
+        self.snapshot_rows = 0
+        """Flow records those snapshots returned."""
 
     # ------------------------------------------------------------------ capacity
     def _grow_index(self, flows: int) -> None:
@@ -360,6 +376,34 @@ class FlowMeter:
                 yield out
             if done:
                 return
+
+    def snapshot(self, *, min_packets: int = 1) -> FlowRecords:
+        """Records of the open flows that changed since their previous snapshot.
+
+        A flow is included when it has at least ``min_packets`` packets and got packets
+        since it was last included (a flow that just reached ``min_packets`` is
+        therefore included at the next snapshot), so what a snapshot costs downstream
+        (features, model, rules) follows the traffic, not the table size. The scan
+        itself walks the open flows (about 3 cache lines each; docs/sensor.md gives
+        the cost). Flows in their FIN/RST grace period are left out: they have ended
+        and their final record follows within ``close_grace``.
+
+        Each record holds exactly what the flow would have been had it ended with its
+        last packet so far (the current active period counted, as at the end), with
+        end reason ``running`` and ``active=True``. The flows themselves are not
+        changed: finished flows are the same whether or not snapshots are taken.
+        """
+        sel = np.empty(max(1, int(self._meta[kern.M_ACTIVE])), dtype=np.int64)
+        n = int(kern.snapshot_select(max(1, min_packets), self._I, self._next, self._meta, sel))
+        sel = sel[:n]
+        out_I = np.empty((n, I_NCOLS), np.int64)
+        out_F = np.empty((n, F_NCOLS), np.float64)
+        out_K = np.empty((n, K_NCOLS), np.uint64)
+        if n:
+            kern.snapshot_copy(sel, self._I, self._F, self._K, out_I, out_F, out_K)
+        self.snapshots += 1
+        self.snapshot_rows += n
+        return FlowRecords(out_I, out_F, out_K, active=True)
 
     @property
     def stats(self) -> MeterStats:

@@ -919,7 +919,8 @@ IDENTIFIERS: list[Identifier] = [
     Identifier(
         "end_reason",
         "text",
-        "why the flow ended: idle, active, fin, rst, evicted, eof",
+        "why the flow ended: idle, active, fin, rst, evicted, eof; running for a snapshot "
+        "of an open flow (the sensor's early verdicts)",
         None,
         None,
         None,

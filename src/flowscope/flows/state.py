@@ -32,6 +32,7 @@ I_END_REASON = 15
 I_CONN_START = 16  # first packet of the connection (survives active-timeout splits)
 I_QUEUE_TS = 17  # when the flow was (re)queued in its expiry queue
 I_CLOSING = 18  # 1 once ended by RST/FIN, while it absorbs stray packets (grace period)
+I_SNAP_PKTS = 19  # packets at the flow's last snapshot (0 = never snapshotted)
 I_FWD = 24  # start of the forward block
 I_BWD = 64  # start of the backward block
 I_NCOLS = 104
@@ -158,6 +159,7 @@ END_FIN = 3
 END_RST = 4
 END_EVICTED = 5
 END_EOF = 6  # still open when the capture ended (or the meter was flushed)
+END_RUNNING = 7  # not ended: a snapshot of an open flow (FlowMeter.snapshot)
 
 END_REASONS: dict[int, str] = {
     END_IDLE: "idle",
@@ -166,4 +168,5 @@ END_REASONS: dict[int, str] = {
     END_RST: "rst",
     END_EVICTED: "evicted",
     END_EOF: "eof",
+    END_RUNNING: "running",
 }

@@ -90,6 +90,7 @@ class Lab:
         state = {
             "runid": self.runid,
             "pid": os.getpid(),
+            "pid_start": _start_ticks(os.getpid()),
             "started": time.time(),
             "namespaces": self.namespaces(),
             "pgids": [p.pid for p in self.procs],
@@ -320,7 +321,19 @@ def cleanup_run(runid: str, namespaces: Sequence[str]) -> None:
         (STATE_DIR / f"{runid}.json").unlink()
 
 
-def _alive(pid: int) -> bool:
+def _start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): a pid plus this names one
+    process for good, whatever its command line (a benchmark script drives labs too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: int | None = None) -> bool:
+    if start is not None:
+        return _start_ticks(pid) == start
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -351,7 +364,8 @@ def cleanup(include_live: bool = False) -> list[str]:
                 f.unlink(missing_ok=True)
                 continue
             runid = str(st.get("runid", f.stem))
-            if not include_live and _alive(int(st.get("pid", 0))):
+            start = st.get("pid_start")
+            if not include_live and _alive(int(st.get("pid", 0)), start):
                 live.add(runid)
                 continue
             for pg in st.get("pgids", []):

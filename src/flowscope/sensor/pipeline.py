@@ -1,9 +1,12 @@
-"""One batch of finished flows: features → verdicts → explanations → rules → risk → sinks.
+"""One batch of flows: features → verdicts → explanations → rules → risk → sinks.
 
 :class:`Pipeline` is the part of the sensor that does not care where packets come
 from: the live loop, replay and ``flowscope analyze`` all hand it the flows their
-meter finished (:meth:`Pipeline.process`) and the capture time (:meth:`Pipeline.tick`)
-so that the rule engine can end quiet incidents. It also keeps every counter of the
+meter finished (:meth:`Pipeline.process`), the capture time (:meth:`Pipeline.tick`)
+so that the rule engine can end quiet incidents, and a chance to classify the flows
+still open (:meth:`Pipeline.early_verdicts`: snapshots every
+``flows.early_verdict_interval`` of capture time, so an attack is flagged while it
+runs instead of at the idle timeout). It also keeps every counter of the
 run — packets, flows, verdicts by family, alerts, model latency and every way a packet
 can be lost — because the status line and the closing summary must be able to say
 "nothing was lost" and mean it (:meth:`Pipeline.status`).
@@ -11,6 +14,7 @@ can be lost — because the status line and the closing summary must be able to 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from flowscope.capture.live import LiveStats
@@ -33,6 +38,11 @@ from flowscope.sinks.hub import SinkSet
 
 MAX_EXPLAINED = 64  # flagged flows explained per batch (the highest scores first)
 MAX_KEPT_ALERTS = 10_000  # latest copy of each alert kept for the summary
+MAX_PROVISIONAL = 100_000  # running flows remembered as written with a provisional verdict
+# Provisional rows written per snapshot (the highest scores first): a flood flags every
+# one of its flows, and writing each twice would double the sinks' work exactly when
+# they are busiest; its rule alert says it at once, and the flows' final rows follow.
+MAX_PROVISIONAL_ROWS = 256
 _NS = 1_000_000_000
 
 
@@ -44,19 +54,54 @@ def meter_config(config: Config) -> MeterConfig:
     )
 
 
-def detect_config(config: Config) -> DetectConfig:
-    """The rule engine's settings, with the lateness finished flows need.
+def snapshots_cover_every_flow(config: Config) -> bool:
+    """Whether early verdicts show the rule engine every flow while it runs.
 
-    The sensor feeds the engine finished flows only (no snapshots of running flows yet,
-    see docs/sensor.md): a flow reaches it up to the meter's idle timeout after its
-    last packet, so unless the configuration sets ``lateness_s`` itself it is raised to
-    idle timeout + 10 s, as docs of :class:`DetectConfig` recommend.
+    True when snapshots are on and a flow needs at most one packet to be included:
+    then every flow reaches the engine within one interval of its first packet.
+    """
+    f = config.flows
+    return f.early_verdict_interval > 0 and f.early_verdict_packets <= 1
+
+
+def detect_config(config: Config) -> DetectConfig:
+    """The rule engine's settings, with the lateness its input needs.
+
+    With early verdicts covering every flow (:func:`snapshots_cover_every_flow`) a flow
+    reaches the engine within ``early_verdict_interval`` of its first packet, so the
+    default lateness (raised to interval + 10 s for long intervals) is enough. Otherwise
+    some flows reach it only when they end, up to the meter's idle timeout after their
+    last packet, so the lateness is raised to idle timeout + 10 s, as the docs of
+    :class:`DetectConfig` recommend. A ``lateness_s`` set in the configuration is kept.
     """
     d = config.detect
     if "lateness_s" in d.model_fields_set:
         return d
-    need = float(config.flows.idle_timeout) + 10.0
+    if snapshots_cover_every_flow(config):
+        need = float(config.flows.early_verdict_interval) + 10.0
+    else:
+        need = float(config.flows.idle_timeout) + 10.0
     return d.model_copy(update={"lateness_s": max(d.lateness_s, need)})
+
+
+def _take_verdicts(v: Verdicts, rows: npt.NDArray[np.int64]) -> Verdicts:
+    """The verdicts of ``rows`` only (aligned with ``table.take(rows)``)."""
+    return dataclasses.replace(
+        v,
+        proba=v.proba[rows],
+        score=v.score[rows],
+        malicious=v.malicious[rows],
+        top_family=v.top_family[rows],
+        suppressed=None if v.suppressed is None else v.suppressed[rows],
+        rule=None if v.rule is None else v.rule[rows],
+    )
+
+
+def _flow_keys(flows: pa.Table, rows: npt.NDArray[np.int64]) -> list[tuple[str, int]]:
+    """(flow_id, first_seen) of ``rows``: what identifies one flow across its records."""
+    ids = flows.column("flow_id").take(pa.array(rows)).to_pylist()
+    first = flows.column("first_seen").to_numpy()[rows].tolist()
+    return list(zip(ids, first, strict=True))
 
 
 def warm_detector(detector: Detector, top_k: int) -> None:
@@ -101,6 +146,10 @@ class Counters:
     explained: int = 0
     risk: Counter[str] = field(default_factory=Counter)
     alert_events: Counter[str] = field(default_factory=Counter)  # new/update/end → events
+    classified: int = 0  # rows the model classified (finished flows and snapshots)
+    snapshots: int = 0  # snapshots of the open flows taken (early verdicts)
+    snapshot_rows: int = 0  # running-flow records those snapshots classified
+    provisional: int = 0  # of those, written to the sinks as provisional malicious verdicts
     model_seconds: float = 0.0  # classify() time
     model_max_ms: float = 0.0  # slowest classify() call
     explain_seconds: float = 0.0
@@ -143,6 +192,13 @@ class Pipeline:
         self.counters = Counters()
         self.alerts: dict[str, Alert] = {}  # alert id → latest copy
         self.meter: FlowMeter | None = None
+        f = config.flows
+        self.early_interval_ns = round(f.early_verdict_interval * _NS)
+        self.early_packets = max(1, f.early_verdict_packets)
+        self._next_snapshot: int | None = None  # capture time of the next snapshot
+        # Running flows written with a provisional verdict: their final record replaces
+        # that row in the store (see _replace_provisional). Insertion-ordered, bounded.
+        self._provisional: dict[tuple[str, int], None] = {}
         self._skipped_before = np.zeros(L.SKIP_NCODES, np.int64)
         self._meter_before = Counter[str]()
         self.capture_stats: Callable[[], LiveStats] | None = None
@@ -164,6 +220,7 @@ class Pipeline:
         with self._lock:
             self._retire_meter()
             self.meter = FlowMeter(self.meter_config)
+            self._next_snapshot = None
         return self.meter
 
     def _retire_meter(self) -> None:
@@ -196,6 +253,7 @@ class Pipeline:
         v = self.detector.classify(flows)
         dt = time.perf_counter() - t0
         c = self.counters
+        c.classified += len(v)
         c.model_seconds += dt
         c.model_max_ms = max(c.model_max_ms, dt * 1000)
         if self.threshold is not None:  # the configuration overrides the bundle's
@@ -220,10 +278,61 @@ class Pipeline:
         self.counters.explained += len(contrib)
         return {int(r): list(c) for r, c in zip(rows, contrib, strict=True)}
 
+    def snapshot_due(self, now_ns: int) -> int | None:
+        """Capture time of the next early-verdict snapshot (None: early verdicts off).
+
+        The first call for a meter starts the clock: the first snapshot is due one
+        interval after ``now_ns``.
+        """
+        if self.early_interval_ns <= 0:
+            return None
+        if self._next_snapshot is None:
+            self._next_snapshot = now_ns + self.early_interval_ns
+        return self._next_snapshot
+
+    def early_verdicts(self, now_ns: int) -> int:
+        """Classify the open flows that changed, if an interval of capture time passed.
+
+        Called after every batch with the capture time (replay: the batch's last packet,
+        so runs are deterministic; live idle batches: the wall clock). Every
+        ``flows.early_verdict_interval`` the meter's snapshot (flows with at least
+        ``flows.early_verdict_packets`` packets and packets since their previous
+        snapshot) goes through :meth:`process_table` as running flows. Returns the
+        snapshot's rows (0 when none was due or early verdicts are off).
+        """
+        meter = self.meter
+        if self.early_interval_ns <= 0 or meter is None:
+            return 0
+        due = self.snapshot_due(now_ns)
+        if due is None or now_ns < due:
+            return 0
+        # Fixed steps, but never a burst to catch up after a gap in the traffic.
+        self._next_snapshot = max(
+            due + self.early_interval_ns, now_ns + self.early_interval_ns // 2
+        )
+        records = meter.snapshot(min_packets=self.early_packets)
+        with self._lock:
+            self.counters.snapshots += 1
+        if len(records) == 0:
+            return 0
+        return self.process_table(compute_features(records))
+
     def process_table(self, flows: pa.Table) -> int:
+        """Classify, run the rules on, grade and write one table of flows.
+
+        A table with an ``active`` column holds snapshots of running flows (see
+        :meth:`early_verdicts`): the rule engine gets every row, but the sinks only the
+        rows the model flags, each flow once, as provisional verdicts (end reason
+        ``running``) that its final record later replaces in the store; the verdict
+        counters count finished flows only.
+        """
         n = flows.num_rows
         if n == 0:
             return 0
+        if "active" in flows.column_names:
+            return self._process_running(flows)
+        if self._provisional:
+            self._replace_provisional(flows)
         verdicts = self.classify(flows)
         explanations = self.explain(flows, verdicts)
         self.publish(self.engine.process(flows))
@@ -244,6 +353,60 @@ class Pipeline:
             for lvl, k in zip(lv, lk, strict=True):
                 c.risk[RISK_LEVELS[int(lvl)]] += int(k)
         return n
+
+    def _process_running(self, flows: pa.Table) -> int:
+        n = flows.num_rows
+        # A stateful detector (per-host traffic windows) would count a running flow once
+        # per snapshot: such detectors see finished flows only, the rules see both.
+        stateful = callable(getattr(self.detector, "reset", None))
+        verdicts = None if stateful else self.classify(flows)
+        self.publish(self.engine.process(flows))
+        written = 0
+        if verdicts is not None and verdicts.malicious.any():
+            flagged = np.flatnonzero(verdicts.malicious)
+            keys = _flow_keys(flows, flagged)
+            new = np.array([i for i, k in enumerate(keys) if k not in self._provisional], np.int64)
+            if new.size > MAX_PROVISIONAL_ROWS:
+                top = np.argsort(-verdicts.score[flagged[new]], kind="stable")
+                new = np.sort(new[top[:MAX_PROVISIONAL_ROWS]])
+            if new.size:
+                rows = flagged[new]
+                part = flows.take(pa.array(rows)).drop_columns(["active"])
+                pv = _take_verdicts(verdicts, rows)
+                hosts = distinct_hosts(part)
+                alerts = self.engine.alerts_for_hosts(hosts.to_pylist())
+                levels = risk_levels(part, pv, alerts, hosts)
+                self.sinks.write(
+                    part,
+                    pv,
+                    risk=level_names(levels),
+                    explanations=self.explain(part, pv),
+                    provisional=True,
+                )
+                for i in new.tolist():
+                    self._provisional[keys[i]] = None
+                while len(self._provisional) > MAX_PROVISIONAL:
+                    del self._provisional[next(iter(self._provisional))]
+                written = int(new.size)
+        with self._lock:
+            self.counters.snapshot_rows += n
+            self.counters.provisional += written
+        return n
+
+    def _replace_provisional(self, flows: pa.Table) -> None:
+        """Finished flows written before with a provisional verdict: drop those rows
+        from the store, so each flow keeps one row there (EVE keeps both events)."""
+        first = flows.column("first_seen").to_numpy()
+        known = np.fromiter((k[1] for k in self._provisional), np.int64, len(self._provisional))
+        cand = np.flatnonzero(np.isin(first, known))
+        if cand.size == 0:
+            return
+        done = [k for k in _flow_keys(flows, cand) if k in self._provisional]
+        for k in done:
+            del self._provisional[k]
+        store = self.sinks.store
+        if done and store is not None:
+            store.drop_running(done)
 
     def publish(self, events: list[AlertEvent]) -> None:
         for ev in events:
@@ -331,8 +494,13 @@ class Pipeline:
                 "alerts": len(self.alerts),
                 "alert_events": dict(c.alert_events),
                 "active_alerts": sum(a.state == "active" for a in self.alerts.values()),
+                "snapshots": c.snapshots,
+                "snapshot_rows": c.snapshot_rows,
+                "provisional": c.provisional,
                 "model_seconds": c.model_seconds,
-                "model_ms_per_kflow": 1e6 * c.model_seconds / c.flows if c.flows else 0.0,
+                "model_ms_per_kflow": (
+                    1e6 * c.model_seconds / c.classified if c.classified else 0.0
+                ),
                 "model_max_ms": c.model_max_ms,
                 "explain_seconds": c.explain_seconds,
                 "peak_queue": c.peak_queue,

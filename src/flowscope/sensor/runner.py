@@ -5,6 +5,7 @@
     capture thread ──(bounded queue of copied batches)──▶ processing thread
     LiveCapture.batches(copy=True)                        meter.update_raw / expire
     or a capture file (replay)                            → Pipeline.process / tick
+                                                          + Pipeline.early_verdicts
 
 Live capture must never wait for processing: the kernel ring would fill and drop
 packets where nobody counts them per batch. So the capture thread only copies a batch
@@ -40,6 +41,7 @@ import numpy as np
 from flowscope.capture import open_capture
 from flowscope.capture.batch import PacketBatch
 from flowscope.capture.live import LiveCapture
+from flowscope.flows.meter import FlowMeter
 from flowscope.sensor.pipeline import Pipeline
 from flowscope.sensor.status import status_line
 
@@ -142,13 +144,13 @@ class Runner:
                     # as file readers hand out; a writeable copy would compile it again.
                     b.data.flags.writeable = False
                     p.count_packets(len(b))
-                    for records in meter.update_raw(b):
-                        p.process(records)
+                    self._meter(meter, b)
                     now = int(b.ts_ns.max())
                 else:
                     now = item.now_ns
                     for records in meter.expire(now):
                         p.process(records)
+                p.early_verdicts(now)  # running flows, every early_verdict_interval
                 if now - last_tick >= _TICK_NS:
                     p.tick(now)
                     last_tick = now
@@ -161,6 +163,32 @@ class Runner:
             with contextlib.suppress(queue.Empty):  # unblock a producer waiting on put()
                 while True:
                     self.queue.get_nowait()
+
+    def _meter(self, meter: FlowMeter, b: PacketBatch) -> None:
+        """Meter one batch, stopping for each early-verdict snapshot that falls inside it.
+
+        A file reader's batch can span seconds of capture time; cutting it where a
+        snapshot is due (at the first packet at or after that time) makes replay and
+        ``analyze`` take snapshots at the capture times a live sensor would.
+        """
+        p = self.pipeline
+        ts = b.ts_ns
+        n = len(b)
+        start = 0
+        while start < n:
+            end = n
+            due = p.snapshot_due(int(ts[start]))
+            if due is not None:
+                late = np.flatnonzero(ts[start:] >= due)
+                if late.size:
+                    end = start + int(late[0])
+            if end > start:
+                part = b if (start, end) == (0, n) else _slice(b, start, end)
+                for records in meter.update_raw(part):
+                    p.process(records)
+            if end < n:
+                p.early_verdicts(int(ts[end]))  # advances the due time past ts[end]
+            start = end
 
     def _offer(self, batch: PacketBatch, now_ns: int = 0) -> None:
         """Live: queue without ever waiting; a full queue drops the batch and counts it."""

@@ -32,6 +32,10 @@ def status_line(s: dict[str, Any]) -> str:
         f"malicious {_n(s['malicious'])}" + (f" [{fams}]" if fams else ""),
         f"alerts {s['alerts']} ({s['active_alerts']} active)",
         f"model {s['model_ms_per_kflow']:.1f} ms/kflow",
+    ]
+    if s.get("snapshots"):  # early verdicts: snapshots of the open flows, rows classified
+        parts.append(f"snapshots {s['snapshots']:,} ({_n(s['snapshot_rows'])} running flows)")
+    parts += [
         f"lost {_n(loss['packets_lost'])} (kernel {_n(loss['kernel_drops'])}, "
         f"queue {_n(loss['queue_dropped_packets'])})",
         f"skipped {_n(skipped)}",

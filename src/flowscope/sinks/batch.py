@@ -126,9 +126,33 @@ class PreparedBatch:
         ]
 
 
+def has_column(table: pa.Table, name: str) -> bool:
+    """Whether the table has a column ``name``.
+
+    ``name in table.column_names`` builds a list of every name (~60 µs for a 107-column
+    flow table); the sinks ask ~40 times per batch, so that alone capped them.
+    """
+    return table.schema.get_field_index(name) >= 0
+
+
+def column_numpy(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[Any]:
+    """A column as a numpy array, converting chunk by chunk.
+
+    ``ChunkedArray.to_numpy()`` took ~1.6 ms for a 4-row int64 column here, 800× the
+    per-chunk conversion; flow tables have one chunk, so this is usually zero-copy.
+    """
+    if isinstance(col, pa.Array):
+        return col.to_numpy(zero_copy_only=False)
+    if col.num_chunks == 1:
+        return col.chunk(0).to_numpy(zero_copy_only=False)
+    if col.num_chunks == 0:
+        return np.empty(0, col.type.to_pandas_dtype())
+    return col.combine_chunks().to_numpy(zero_copy_only=False)
+
+
 def column_list(table: pa.Table, name: str, default: Any = None) -> list[Any]:
     """A column as Python values, or ``default`` for every row if the table lacks it."""
-    if name in table.column_names:
+    if has_column(table, name):
         values: list[Any] = table.column(name).to_pylist()
         return values
     return [default] * table.num_rows
@@ -139,13 +163,13 @@ def int_column(table: pa.Table, name: str) -> npt.NDArray[np.int64] | None:
 
     Integer columns never pass through float64, so ns timestamps stay exact.
     """
-    if name not in table.column_names:
+    if not has_column(table, name):
         return None
     col = table.column(name)
     if pa.types.is_integer(col.type):
         filled = col.fill_null(0) if col.null_count else col
-        return np.asarray(filled.to_numpy(), dtype=np.int64)
-    values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(column_numpy(filled), dtype=np.int64)
+    values = np.asarray(column_numpy(col), dtype=np.float64)
     return np.nan_to_num(values, posinf=0.0, neginf=0.0).astype(np.int64)
 
 

@@ -48,16 +48,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.sinks.batch import (
     PreparedBatch,
     column_list,
+    column_numpy,
     first_int_column,
+    has_column,
     int_column,
 )
 from flowscope.sinks.rotate import FlushPolicy, RotatingFiles, Rotation
@@ -81,6 +84,7 @@ EVE_REASON: dict[str, str] = {
     "rst": "timeout",
     "evicted": "forced",
     "eof": "shutdown",
+    "running": "running",  # a provisional verdict on an open flow (sensor early verdicts)
 }
 
 _ID_MASK = (1 << 51) - 1
@@ -104,10 +108,22 @@ def eve_flow_id(flow_key: str, first_seen_ns: int) -> int:
     return int.from_bytes(digest, "big") & _ID_MASK
 
 
+def eve_times(ns: npt.NDArray[np.int64]) -> pa.Array:
+    """ns since the epoch → EVE timestamps (UTC), as a string array.
+
+    numpy's ISO formatting of ``datetime64[us]`` is the same text as Arrow's ``strftime``
+    with ``%S`` (which prints the microseconds) but ~10× faster, which matters at tens of
+    thousands of flows per second.
+    """
+    us = (np.asarray(ns, np.int64) // 1000).astype("datetime64[us]")
+    text = pa.array(np.datetime_as_string(us), pa.string())
+    return pc.binary_join_element_wise(text, "+0000", "")
+
+
 def eve_time_ns(ns: pa.Array | pa.ChunkedArray) -> list[str]:
     """ns since the epoch → EVE timestamps, ``2025-01-01T12:00:00.123456+0000`` (UTC)."""
-    us = pc.cast(pc.divide(ns, 1000), pa.timestamp("us", tz="UTC"))
-    out: list[str] = pc.strftime(us, format="%Y-%m-%dT%H:%M:%S+0000").to_pylist()
+    values = column_numpy(ns)
+    out: list[str] = eve_times(values).to_pylist()
     return out
 
 
@@ -239,6 +255,184 @@ def flow_events(batch: PreparedBatch, only_malicious: bool = False) -> list[dict
     return events
 
 
+# Printable ASCII without '"' and '\': json.dumps writes such a string as "text" verbatim.
+_PLAIN_JSON = r"^[ !#-\[\]-~]*$"
+_HEX = np.array([f"{v:02x}" for v in range(256)], dtype=object)
+# The ``"name":true`` members Suricata's tcp object gets for each flag bit that is set.
+_FLAG_MEMBERS = np.array(
+    ["".join(f',"{name}":true' for bit, name in _TCP_FLAG_NAMES if v & bit) for v in range(256)],
+    dtype=object,
+)
+
+Fragment: TypeAlias = pa.Array | str
+
+
+def join_text(*parts: Fragment) -> pa.Array:
+    """Row-wise concatenation of string arrays and constants (one Arrow kernel call)."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _opt(mask: npt.NDArray[np.bool_], *parts: Fragment) -> Fragment:
+    """``parts`` where ``mask`` holds, else the empty string (an optional JSON member)."""
+    if not mask.any():
+        return ""
+    return pc.if_else(pa.array(mask), join_text(*parts), "")
+
+
+def _json_text(values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array:
+    """Each value as json.dumps writes it, column-wise when that is safe.
+
+    Strings of plain ASCII are quoted by Arrow; integers are cast; anything else (other
+    characters, floats, nulls in a string column, Python lists) goes through json.dumps.
+    """
+    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count == 0:
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            if pc.all(pc.match_substring_regex(arr, _PLAIN_JSON)).as_py() is not False:
+                return join_text('"', arr.cast(pa.string()), '"')
+        elif pa.types.is_integer(arr.type):
+            return arr.cast(pa.string())
+        elif pa.types.is_boolean(arr.type):
+            return pc.if_else(arr, "true", "false")
+    return pa.array([json.dumps(v) for v in arr.to_pylist()], pa.string())
+
+
+def _column_text(table: pa.Table, name: str, default: Any) -> pa.Array:
+    """A flow-table column as JSON text (``default`` for every row if it is missing)."""
+    if has_column(table, name):
+        return _json_text(table.column(name))
+    return _json_text([default] * table.num_rows)
+
+
+def float_text(values: npt.NDArray[np.floating[Any]]) -> pa.Array:
+    """Python's float text (what json.dumps writes) for each value."""
+    return pa.array(list(map(repr, values.tolist())), pa.string())
+
+
+def flow_lines(batch: PreparedBatch, only_malicious: bool = False) -> tuple[bytes, int]:
+    """The EVE ``flow`` lines of a batch, newline-terminated, and how many there are.
+
+    Byte for byte what ``dumps`` writes for each of :func:`flow_events` (the tests hold
+    them equal), but built a column at a time by Arrow kernels: per-row dicts and
+    json.dumps were ~40 µs a flow, the largest single cost of the live sensor.
+    """
+    t = batch.flows
+    vt = batch.verdict_table
+    n = t.num_rows
+    if n == 0:
+        return b"", 0
+    first = first_int_column(t, "first_seen")
+    last = first_int_column(t, "last_seen")
+    ends = eve_times(last)
+    proto = first_int_column(t, "protocol")
+    ported = np.isin(proto, _PORTED)
+    icmp_t = first_int_column(t, "icmp_type", default=-1)
+    icmp_c = first_int_column(t, "icmp_code", default=-1)
+    icmp = np.isin(proto, _ICMP) & (icmp_t >= 0)
+    vlan = first_int_column(t, "vlan_id")
+    app = pa.array(column_list(t, "app_proto"), pa.string())
+    has_app = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(app), 0), False))
+    names: dict[int, str] = {}
+    proto_text = pa.array(
+        [names.get(x) or names.setdefault(x, proto_name(x)) for x in proto.tolist()], pa.string()
+    )
+    reason_list = column_list(t, "end_reason", "")
+    reasons = pa.array(reason_list, pa.string())
+    eve_reason = pa.array([EVE_REASON.get(r, "timeout") for r in reason_list], pa.string())
+    malicious = np.asarray(batch.verdicts.malicious, bool)
+
+    def ints(x: npt.NDArray[np.int64]) -> pa.Array:
+        return pa.array(x, pa.int64()).cast(pa.string())
+
+    bf = first_int_column(t, "fwd_wire_bytes", "fwd_ip_bytes", "fwd_bytes")
+    bb = first_int_column(t, "bwd_wire_bytes", "bwd_ip_bytes", "bwd_bytes")
+    parts: list[Fragment] = [
+        '{"timestamp":"', ends,
+        '","flow_id":', ints(np.asarray(batch.eve_flow_ids(), np.int64)),
+        ',"event_type":"flow","src_ip":', _column_text(t, "src_ip", None),
+        _opt(ported, ',"src_port":', _column_text(t, "src_port", 0)),
+        ',"dest_ip":', _column_text(t, "dst_ip", None),
+        _opt(ported, ',"dest_port":', _column_text(t, "dst_port", 0)),
+        ',"proto":"', proto_text, '"',
+        _opt(icmp, ',"icmp_type":', ints(icmp_t), ',"icmp_code":', ints(icmp_c)),
+        _opt(vlan != 0, ',"vlan":[', ints(vlan), "]"),
+        _opt(has_app, ',"app_proto":', _json_text(pc.fill_null(app, ""))),
+        ',"flow":{"pkts_toserver":', ints(first_int_column(t, "fwd_packets")),
+        ',"pkts_toclient":', ints(first_int_column(t, "bwd_packets")),
+        ',"bytes_toserver":', ints(bf),
+        ',"bytes_toclient":', ints(bb),
+        ',"start":"', eve_times(first),
+        '","end":"', ends,
+        '","age":', ints(last // 1_000_000_000 - first // 1_000_000_000),
+        ',"state":"', pa.array(flow_states(t), pa.string()),
+        '","reason":"', eve_reason,
+        '","alerted":', pc.if_else(pa.array(malicious), "true", "false"),
+        "}",
+    ]  # fmt: skip
+    fflags, bflags = int_column(t, "fwd_tcp_flags"), int_column(t, "bwd_tcp_flags")
+    if fflags is not None and bflags is not None:
+        both = (fflags | bflags) & 0xFF
+        parts.append(
+            _opt(
+                proto == 6,
+                ',"tcp":{"tcp_flags":"',
+                pa.array(_HEX[both], pa.string()),
+                '","tcp_flags_ts":"',
+                pa.array(_HEX[fflags & 0xFF], pa.string()),
+                '","tcp_flags_tc":"',
+                pa.array(_HEX[bflags & 0xFF], pa.string()),
+                '"',
+                pa.array(_FLAG_MEMBERS[both], pa.string()),
+                "}",
+            )
+        )
+    proba = np.round(np.nan_to_num(np.asarray(batch.verdicts.proba, np.float64)), 6)
+    parts += [
+        ',"flowscope":{"flow_key":', _column_text(t, "flow_id", ""),
+        ',"end_reason":', _json_text(reasons),
+        ',"score":', float_text(np.asarray(batch.rounded_scores(), np.float64)),
+        ',"verdict":', _json_text(vt.column("verdict")),
+        ',"family":', _json_text(vt.column("family")),
+        ',"probabilities":{',
+    ]  # fmt: skip
+    for k, name in enumerate(batch.classes):
+        parts += [("," if k else "") + json.dumps(name) + ":", float_text(proba[:, k])]
+    parts.append("}")
+    risk = batch.risk
+    has_risk = np.asarray(pc.is_valid(risk))
+    parts.append(_opt(has_risk, ',"risk":', _json_text(pc.fill_null(risk, ""))))
+    explained = [i for i, top in enumerate(batch.top) if top is not None]
+    if explained:
+        top_text = np.full(n, "", dtype=object)
+        for i in explained:
+            top_text[i] = ',"top_features":' + json.dumps(
+                batch.top_json(i), separators=(",", ":"), allow_nan=False
+            )
+        parts.append(pa.array(top_text, pa.string()))
+    supp = batch.verdicts.suppressed
+    if supp is not None:
+        vetoed = np.asarray(supp, bool)
+        rule = batch.verdicts.rule
+        if rule is None:
+            parts.append(_opt(vetoed, ',"suppressed":true'))
+        else:
+            rules = np.asarray(rule).astype(np.int64)
+            parts.append(_opt(vetoed, ',"suppressed":true,"rule":', ints(rules)))
+    parts.append("}}\n")
+    lines = join_text(*parts)
+    if only_malicious:
+        lines = lines.filter(pa.array(malicious))
+    count = len(lines)
+    if count == 0:
+        return b"", 0
+    offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + count + 1]
+    data = lines.buffers()[2]
+    assert data is not None
+    return bytes(memoryview(data)[int(offsets[0]) : int(offsets[-1])]), count
+
+
 def _clean(obj: Any) -> Any:
     """Make a foreign event JSON-safe: numpy scalars → Python, NaN/Infinity → null."""
     if isinstance(obj, Mapping):
@@ -335,11 +529,10 @@ class EveWriter:
     def write_flows(self, batch: PreparedBatch) -> None:
         if self.flows == "none" or batch.num_rows == 0:
             return
-        events = flow_events(batch, only_malicious=self.flows == "malicious")
-        if events:
-            text = "".join(dumps(e) + "\n" for e in events)
-            self.files.write([text.encode()])
-            self.flow_events += len(events)
+        data, count = flow_lines(batch, only_malicious=self.flows == "malicious")
+        if count:
+            self.files.write([data])
+            self.flow_events += count
 
     def write_alert(self, event: Any, incident_id: str | None = None) -> None:
         line = dumps(alert_event(event, incident_id, self._clock)) + "\n"

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 SINK_NAMES: tuple[str, ...] = ("logs", "eve", "sqlite")
 STORE_FILE = "flowscope.db"
+FINAL_ONLY_SINKS = frozenset({"logs"})  # sinks that get no provisional (running-flow) rows
 
 
 class Sink(Protocol):
@@ -175,6 +176,22 @@ class SinkSet:
             store = self.store
             return None if store is None else store.new_session(label)
 
+    def add(self, sink: Sink) -> None:
+        """Attach one more sink to an open set (the dashboard's live feed): it then gets
+        every batch and alert after the standard sinks, under the same lock."""
+        with self._lock:
+            self._check()
+            self.sinks.append(sink)
+
+    def rotate_logs(self) -> None:
+        """Close the CSV log pair and open new files ("clear results" starts a new log
+        session); nothing is deleted beyond what the configured rotation keeps."""
+        with self._lock:
+            self._check()
+            logs = self.get("logs")
+            if isinstance(logs, DashboardLogs):
+                logs.files.rotate()
+
     # ------------------------------------------------------------------ writing
     def write(
         self,
@@ -183,15 +200,24 @@ class SinkSet:
         *,
         risk: RiskLike | None = None,
         explanations: Explanations | None = None,
+        provisional: bool = False,
     ) -> None:
-        """Write one batch of classified flows to every sink."""
-        self.write_batch(FlowBatch(flows, verdicts, risk, explanations))
+        """Write one batch of classified flows to every sink.
 
-    def write_batch(self, batch: FlowBatch) -> None:
+        ``provisional``: verdicts on running flows (end reason ``running``, the sensor's
+        early verdicts); they skip the CSV logs, which hold one row per finished flow.
+        """
+        self.write_batch(FlowBatch(flows, verdicts, risk, explanations), provisional=provisional)
+
+    def write_batch(self, batch: FlowBatch, *, provisional: bool = False) -> None:
         prepared = prepare(batch)
         with self._lock:
             self._check()
-            self._each(lambda s: s.write_flows(prepared))
+            self._each(
+                lambda s: (
+                    None if provisional and s.name in FINAL_ONLY_SINKS else s.write_flows(prepared)
+                )
+            )
             self.flows += prepared.num_rows
 
     def alert(self, event: Any, incident_id: str | None = None, kind: str | None = None) -> str:

@@ -86,17 +86,17 @@ class DashboardLogs:
 
     def _tables(self, batch: PreparedBatch) -> tuple[pa.Table, pa.Table]:
         flows = batch.flows
+        have = set(flows.column_names)  # once: each .column_names builds a new list
         if self._in_cols is None:
-            have = set(flows.column_names)
             self._in_cols = [(c, n) for c, n in dialect_columns(self.dialect) if c in have]
-        missing = [c for c, _ in self._in_cols if c not in flows.column_names]
+        missing = [c for c, _ in self._in_cols if c not in have]
         if missing:
             raise ValueError(f"flow table lacks columns {', '.join(missing[:5])}")
         inp = pa.table(
             [flows.column(c) for c, _ in self._in_cols], names=[n for _, n in self._in_cols]
         )
         vt = batch.verdict_table
-        ids = [c for c in OUTPUT_IDENTIFIERS if c in flows.column_names]
+        ids = [c for c in OUTPUT_IDENTIFIERS if c in have]
         cols = [flows.column(c) for c in ids] + [
             vt.column("score"),
             vt.column("verdict"),
