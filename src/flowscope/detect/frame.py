@@ -103,9 +103,10 @@ class FlowFrame:
         """
         check_columns(table)
         n = table.num_rows
+        have = set(table.schema.names)  # once: column_names is a new list per access
 
         def num(name: str, dtype: type, default: float | None = None) -> npt.NDArray:
-            if name not in table.column_names:
+            if name not in have:
                 if default is None:
                     raise ValueError(f"flow table lacks column {name}")
                 return np.full(n, default, dtype=dtype)
@@ -124,12 +125,12 @@ class FlowFrame:
         # header per packet) for tables written without them.
         fwd_ip = (
             num("fwd_ip_bytes", np.float64)
-            if "fwd_ip_bytes" in table.column_names
+            if "fwd_ip_bytes" in have
             else fwd_bytes + 28.0 * fwd_pkts
         )
         bwd_ip = (
             num("bwd_ip_bytes", np.float64)
-            if "bwd_ip_bytes" in table.column_names
+            if "bwd_ip_bytes" in have
             else bwd_bytes + 28.0 * bwd_pkts
         )
         first = num("first_seen", np.int64)
@@ -291,7 +292,8 @@ class FlowFrame:
 
 def check_columns(table: pa.Table) -> None:
     """Raise ValueError naming the required columns a flow table lacks."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    have = set(table.schema.names)  # column_names builds a new list on every access
+    missing = [c for c in REQUIRED_COLUMNS if c not in have]
     if missing:
         raise ValueError(f"flow table lacks column(s) {', '.join(missing)}")
 

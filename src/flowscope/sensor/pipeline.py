@@ -300,12 +300,23 @@ class Pipeline:
         snapshot) goes through :meth:`process_table` as running flows. Returns the
         snapshot's rows (0 when none was due or early verdicts are off).
         """
+        records = self.take_snapshot(now_ns)
+        if records is None or len(records) == 0:
+            return 0
+        return self.process_table(compute_features(records))
+
+    def take_snapshot(self, now_ns: int) -> FlowRecords | None:
+        """The meter's snapshot if one is due at ``now_ns`` (None: not due, or off).
+
+        Only takes it (and advances the due time): :meth:`early_verdicts` processes it
+        at once, :meth:`process_in_order` together with the rest of an input batch.
+        """
         meter = self.meter
         if self.early_interval_ns <= 0 or meter is None:
-            return 0
+            return None
         due = self.snapshot_due(now_ns)
         if due is None or now_ns < due:
-            return 0
+            return None
         # Fixed steps, but never a burst to catch up after a gap in the traffic.
         self._next_snapshot = max(
             due + self.early_interval_ns, now_ns + self.early_interval_ns // 2
@@ -313,9 +324,43 @@ class Pipeline:
         records = meter.snapshot(min_packets=self.early_packets)
         with self._lock:
             self.counters.snapshots += 1
-        if len(records) == 0:
-            return 0
-        return self.process_table(compute_features(records))
+        return records
+
+    def process_in_order(self, items: list[FlowRecords]) -> None:
+        """Finished flows and snapshots of one input batch, processed in their order.
+
+        A replayed batch can span many snapshot times, and on sparse captures each
+        snapshot holds a row or two, so computing features and classifying per snapshot
+        cost a fixed few hundred microseconds each, far more than the rows themselves.
+        Here the snapshots' features are computed, and their rows classified, in one
+        call each (both are per row, so the values are the same); the rule engine and
+        the sinks still get every item separately and in order, so alerts keep the
+        capture times a live sensor would give them.
+        """
+        snaps = [r for r in items if r.active and len(r)]
+        if len(snaps) <= 1:
+            for r in items:
+                if r.active:
+                    if len(r):
+                        self.process_table(compute_features(r))
+                else:
+                    self.process(r)
+            return
+        table = compute_features(FlowRecords.concat(snaps))
+        stateful = callable(getattr(self.detector, "reset", None))
+        verdicts = None if stateful else self.classify(table)
+        start = 0
+        for r in items:
+            if not r.active:
+                self.process(r)
+                continue
+            n = len(r)
+            if n == 0:
+                continue
+            rows = np.arange(start, start + n, dtype=np.int64)
+            part_v = None if verdicts is None else _take_verdicts(verdicts, rows)
+            self._process_running(table.slice(start, n), part_v)
+            start += n
 
     def process_table(self, flows: pa.Table) -> int:
         """Classify, run the rules on, grade and write one table of flows.
@@ -329,7 +374,7 @@ class Pipeline:
         n = flows.num_rows
         if n == 0:
             return 0
-        if "active" in flows.column_names:
+        if flows.schema.get_field_index("active") >= 0:  # column_names: ~60 µs a call
             return self._process_running(flows)
         if self._provisional:
             self._replace_provisional(flows)
@@ -354,12 +399,15 @@ class Pipeline:
                 c.risk[RISK_LEVELS[int(lvl)]] += int(k)
         return n
 
-    def _process_running(self, flows: pa.Table) -> int:
+    def _process_running(self, flows: pa.Table, verdicts: Verdicts | None = None) -> int:
+        """Snapshot rows: rules, then provisional rows for the flagged. ``verdicts``:
+        already classified (:meth:`process_in_order`), else classified here."""
         n = flows.num_rows
         # A stateful detector (per-host traffic windows) would count a running flow once
         # per snapshot: such detectors see finished flows only, the rules see both.
         stateful = callable(getattr(self.detector, "reset", None))
-        verdicts = None if stateful else self.classify(flows)
+        if verdicts is None and not stateful:
+            verdicts = self.classify(flows)
         self.publish(self.engine.process(flows))
         written = 0
         if verdicts is not None and verdicts.malicious.any():

@@ -41,7 +41,7 @@ import numpy as np
 from flowscope.capture import open_capture
 from flowscope.capture.batch import PacketBatch
 from flowscope.capture.live import LiveCapture
-from flowscope.flows.meter import FlowMeter
+from flowscope.flows.meter import FlowMeter, FlowRecords
 from flowscope.sensor.pipeline import Pipeline
 from flowscope.sensor.status import status_line
 
@@ -169,12 +169,16 @@ class Runner:
 
         A file reader's batch can span seconds of capture time; cutting it where a
         snapshot is due (at the first packet at or after that time) makes replay and
-        ``analyze`` take snapshots at the capture times a live sensor would.
+        ``analyze`` take snapshots at the capture times a live sensor would. The
+        finished flows and snapshots are collected and handed over in their order at
+        the end (:meth:`Pipeline.process_in_order`), so that a sparse capture's many
+        small snapshots share one feature pass and one model call.
         """
         p = self.pipeline
         ts = b.ts_ns
         n = len(b)
         start = 0
+        items: list[FlowRecords] = []
         while start < n:
             end = n
             due = p.snapshot_due(int(ts[start]))
@@ -184,11 +188,13 @@ class Runner:
                     end = start + int(late[0])
             if end > start:
                 part = b if (start, end) == (0, n) else _slice(b, start, end)
-                for records in meter.update_raw(part):
-                    p.process(records)
+                items.extend(meter.update_raw(part))
             if end < n:
-                p.early_verdicts(int(ts[end]))  # advances the due time past ts[end]
+                snap = p.take_snapshot(int(ts[end]))  # advances the due time past ts[end]
+                if snap is not None and len(snap):
+                    items.append(snap)
             start = end
+        p.process_in_order(items)
 
     def _offer(self, batch: PacketBatch, now_ns: int = 0) -> None:
         """Live: queue without ever waiting; a full queue drops the batch and counts it."""
