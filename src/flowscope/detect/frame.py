@@ -282,12 +282,28 @@ class FlowFrame:
 
     def icmp_request(self) -> B:
         t = self.icmp_type
-        return self.icmp & np.isin(t, ICMP_REQUEST_TYPES) & ~self.group_dst
+        return self.icmp & isin_small(t, ICMP_REQUEST_TYPES) & ~self.group_dst
 
     def failed_tcp_probe(self) -> B:
         """A connection attempt that shows a scanner, not a client: half-open or a
         connect-and-reset, to a unicast address."""
         return (self.half_open() | self.connect_probe()) & ~self.group_dst
+
+
+def isin_small(values: npt.NDArray[Any], options: Any) -> npt.NDArray[np.bool_]:
+    """``np.isin(values, options)`` for a short list of options (ports, ICMP types).
+
+    The rules run once per batch and per early-verdict snapshot, usually on a handful
+    of rows; np.isin's setup (~40 µs a call) then costs far more than the comparisons.
+    Long option lists or long arrays still go to np.isin.
+    """
+    opts = np.asarray(options).reshape(-1)
+    if opts.size > 32 or values.size > 4096:
+        return np.isin(values, opts)
+    out = np.zeros(values.shape, dtype=np.bool_)
+    for v in opts.tolist():
+        out |= values == v
+    return out
 
 
 def check_columns(table: pa.Table) -> None:

@@ -18,7 +18,7 @@ from flowscope.detect.config import (
     SynFloodConfig,
     UdpFloodConfig,
 )
-from flowscope.detect.frame import ICMP_UNSOLICITED_TYPES, FlowFrame
+from flowscope.detect.frame import ICMP_UNSOLICITED_TYPES, FlowFrame, isin_small
 from flowscope.detect.rules.base import (
     CRITICAL,
     MEDIUM,
@@ -98,7 +98,7 @@ class SynFlood(Rule):
 
 def _amplification_mask(f: FlowFrame, ports: tuple[int, ...]) -> np.ndarray:
     """UDP from an amplifying service port that the destination never answered."""
-    return f.udp & np.isin(f.sport, ports) & (f.bwd_pkts == 0) & ~f.group_dst
+    return f.udp & isin_small(f.sport, ports) & (f.bwd_pkts == 0) & ~f.group_dst
 
 
 class UdpFlood(Rule):
@@ -229,7 +229,7 @@ class IcmpFlood(Rule):
     config: IcmpFloodConfig
 
     def select(self, f: FlowFrame) -> Selection | None:
-        mask = f.icmp & np.isin(f.icmp_type, ICMP_UNSOLICITED_TYPES) & ~f.group_dst
+        mask = f.icmp & isin_small(f.icmp_type, ICMP_UNSOLICITED_TYPES) & ~f.group_dst
         return build_selection(
             f,
             mask,

@@ -19,7 +19,7 @@ import numpy as np
 
 from flowscope.detect.alerts import Alert, Family
 from flowscope.detect.config import BruteforceConfig, SlowDosConfig
-from flowscope.detect.frame import FlowFrame
+from flowscope.detect.frame import FlowFrame, isin_small
 from flowscope.detect.hashing import combine
 from flowscope.detect.rules.base import (
     CRITICAL,
@@ -51,8 +51,8 @@ class Bruteforce(Rule):
 
     def select(self, f: FlowFrame) -> Selection | None:
         c = self.config
-        web = np.isin(f.dport, c.web_ports)
-        service = np.isin(f.dport, c.ports) | web
+        web = isin_small(f.dport, c.web_ports)
+        service = isin_small(f.dport, c.ports) | web
         limit = np.where(web, c.web_max_duration_s, c.max_duration_s) * _NS
         short = (f.last - f.first) <= limit
         small = (f.fwd_bytes + f.bwd_bytes) <= c.max_bytes
@@ -125,7 +125,7 @@ class SlowDos(Rule):
         age_s = f.age / _NS
         mask = (
             f.handshake_done()
-            & np.isin(f.dport, c.ports)
+            & isin_small(f.dport, c.ports)
             & (age_s >= c.min_age_s)
             & (f.fwd_bytes <= c.max_fwd_rate * age_s)
             & (f.bwd_bytes <= c.max_bwd_bytes)
