@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from docs_section import write_section
 from flowscope.capture._live_testbed import VethNamespace
 from flowscope.capture.batch import PacketBatch
 from flowscope.capture.live import LiveCapture
@@ -315,14 +316,8 @@ def render(
 
 
 def write_docs(section: str, path: Path = DOCS) -> None:
-    """Replace our marked section in ``path`` (or append it), keeping everything else."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    """Replace this benchmark's section of ``path``, keeping everything else."""
+    write_section(section, MARK_START, MARK_END, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 
 import gen_capture
+from docs_section import write_section
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -818,16 +819,8 @@ def _pf(ok: bool) -> str:
 
 
 def write_docs(section: str, path: Path = DOCS) -> None:
-    """Replace our marked section in ``path`` (or append it), keeping everything else."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        tail = rest.split(MARK_END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Replace this benchmark's section of ``path``, keeping everything else."""
+    write_section(section, MARK_START, MARK_END, path)
 
 
 # ---------------------------------------------------------------------------------------

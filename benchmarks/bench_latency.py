@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from docs_section import write_section
+
 if TYPE_CHECKING:
     from flowscope.detect import AlertEvent
 
@@ -329,14 +331,8 @@ def render(
 
 
 def write_docs(section: str, path: Path = DOCS) -> None:
-    """Replace our marked section in ``path`` (or append it), keeping everything else."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    """Replace this benchmark's section of ``path``, keeping everything else."""
+    write_section(section, MARK_START, MARK_END, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

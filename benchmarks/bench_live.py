@@ -52,6 +52,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from docs_section import write_section
 from flowscope.capture._live_testbed import VethNamespace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -533,14 +534,8 @@ def section(
 
 
 def write_docs(text: str, path: Path = DOCS) -> None:
-    """Replace our marked section in ``path`` (or append it), keeping everything else."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_START, 1)
-        doc = head + text + rest.split(MARK_END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(doc)
+    """Replace this benchmark's section of ``path``, keeping everything else."""
+    write_section(text, MARK_START, MARK_END, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from docs_section import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
 MARK_START = "<!-- bench_models:start -->"
@@ -187,14 +189,7 @@ def main() -> None:
         )
     lines.append(MARK_END)
     section = "\n".join(lines)
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, MARK_START, MARK_END, DOCS)
     print(f"wrote {DOCS}")
 
 
