@@ -464,21 +464,10 @@ def run_flowscope(
     out.parent.mkdir(parents=True, exist_ok=True)
     config = "cold JIT cache" if cold else f"warm, best of {repeat}"
     row = Row("flowscope", config, label, packets)
-    best: Measured | None = None
-    for i in range(1 if cold else repeat):
-        out.unlink(missing_ok=True)
-        m = measure(
-            [exe, "flows", capture, "-o", out], env=env, cpu=cpu,
-            logs=work / "logs" / f"fs-{label}-{i}",
-        )  # fmt: skip
-        row.runs.append(m.wall_s)
-        if m.returncode != 0 or m.timed_out:
-            row.fill(m)
-            return row
-        if best is None or m.wall_s < best.wall_s:
-            best = m
-    assert best is not None
-    row.fill(best)
+    best = _best_run(row, exe, capture, out, env, cpu, work / "logs" / f"fs-{label}",
+                     1 if cold else repeat)  # fmt: skip
+    if best is None:
+        return row
     row.flows = parquet_rows(out)
     # The closing summary's "time" line: capture open to last flow written, without the
     # interpreter start-up and the loading of compiled kernels (reported as "JIT").
@@ -497,27 +486,37 @@ def run_flowscope(
     return row
 
 
+def _best_run(
+    row: Row, exe: Path, capture: Path, out: Path, env: dict[str, str], cpu: int,
+    logs: Path, repeat: int,
+) -> Measured | None:  # fmt: skip
+    """``flowscope flows CAPTURE -o OUT`` ``repeat`` times; ``row`` gets every wall time
+    and the fastest run's measurements. None (``row`` filled from the failing run) when
+    a run fails or times out."""
+    best: Measured | None = None
+    for i in range(repeat):
+        out.unlink(missing_ok=True)
+        m = measure([exe, "flows", capture, "-o", out], env=env, cpu=cpu, logs=Path(f"{logs}-{i}"))
+        row.runs.append(m.wall_s)
+        if m.returncode != 0 or m.timed_out:
+            row.fill(m)
+            return None
+        if best is None or m.wall_s < best.wall_s:
+            best = m
+    assert best is not None
+    row.fill(best)
+    return best
+
+
 def run_startup(exe: Path, work: Path, repeat: int, cpu: int) -> Row:
     """The fixed cost of a run: ``flowscope flows`` on the shipped 169-packet sample."""
     sample = Path(str(resources.files("flowscope") / "data" / "sample.pcap"))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(work / "numba-cache"))
     out = work / "out" / "flowscope-sample.parquet"
     row = Row("flowscope", "start-up and exit", sample.name, 169)
-    best: Measured | None = None
-    for i in range(repeat):
-        out.unlink(missing_ok=True)
-        m = measure(
-            [exe, "flows", sample, "-o", out], env=env, cpu=cpu,
-            logs=work / "logs" / f"fs-startup-{i}",
-        )  # fmt: skip
-        row.runs.append(m.wall_s)
-        if m.returncode != 0 or m.timed_out:
-            row.fill(m)
-            return row
-        if best is None or m.wall_s < best.wall_s:
-            best = m
-    assert best is not None
-    row.fill(best)
+    best = _best_run(row, exe, sample, out, env, cpu, work / "logs" / "fs-startup", repeat)
+    if best is None:
+        return row
     jit = re.search(r"^JIT\s+([0-9.]+) s", best.stderr, re.M)
     row.jit_s = float(jit.group(1)) if jit else None
     return row

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,22 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from flowscope.lab.netns import STATE_DIR, existing_lab_namespaces, ns_pids
+from labskip import lab_skip_reason
 
 pytestmark = pytest.mark.root
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "traffic lab needs root"
-    from flowscope.lab.runner import missing_tools
-
-    miss = missing_tools()
-    if miss:
-        return f"lab tools missing: {', '.join(miss)} (scripts/system-deps.sh)"
-    return None
-
-
-_reason = _skip_reason()
+_reason = lab_skip_reason()
 if _reason:
     pytestmark = [pytest.mark.root, pytest.mark.skip(reason=_reason)]
 

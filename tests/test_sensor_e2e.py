@@ -22,12 +22,13 @@ without root or the lab tools. About 1.5 minutes, most of it the benign minute.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
+
+from labskip import lab_skip_reason
 
 pytestmark = pytest.mark.root
 
@@ -46,18 +47,7 @@ ATTACKS = (
 )
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, raw sockets)"
-    from flowscope.lab.runner import missing_tools
-
-    miss = missing_tools()
-    if miss:
-        return f"lab tools missing: {', '.join(miss)} (scripts/system-deps.sh)"
-    return None
-
-
-_reason = _skip_reason()
+_reason = lab_skip_reason()
 if _reason:
     pytestmark = [pytest.mark.root, pytest.mark.skip(reason=_reason)]
 
