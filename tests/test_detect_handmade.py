@@ -371,6 +371,9 @@ def test_snapshots_of_a_long_flow_show_its_rate_jump() -> None:
     assert events[0].at - (T0 + 60 * NS) <= 5 * NS  # within 5 s of the jump
     # Counted once: the alert's packets are the flow's packets since the window began.
     assert alert.packets <= packets
+    # Its span is that of its evidence flow, although the flow's start (where its flow
+    # count sits) is a minute before the window: only its packets are in it.
+    assert alert.first_seen == T0 and T0 + 60 * NS < alert.last_seen <= T0 + 91 * NS
 
 
 def test_udp_flood_snapshots_sum_to_the_final_packets() -> None:

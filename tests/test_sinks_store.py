@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flowscope.errors import FlowscopeError
@@ -142,6 +142,11 @@ def test_bad_filters_and_paging(store: FlowStore) -> None:
     key=st.sampled_from(["src_ip", "dst_ip", "ip", "family", "verdict", "risk", "search"]),
     text=st.text(max_size=40),
 )
+# SQL wildcards and a NUL (which ends a LIKE pattern early) must match literally.
+@example(key="search", text="\x00")
+@example(key="search", text="%")
+@example(key="search", text="_")
+@example(key="search", text="1.")
 def test_any_filter_text_is_data(store: FlowStore, key: str, text: str) -> None:
     page = store.query_flows({key: text}, page_size=20)
     for r in page.rows:

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flowscope.capture import open_capture
-from flowscope.capture.live import LiveCapture
-from flowscope.config import Config, load_config, parse_set_options
 from flowscope.errors import FlowscopeError
-from flowscope.models.classify import load_detector
-from flowscope.sensor.capture import open_live
-from flowscope.sensor.pipeline import Pipeline, warm_detector
-from flowscope.sensor.runner import Runner, warm_up
-from flowscope.sensor.status import summary_lines
+
+if TYPE_CHECKING:
+    from flowscope.capture.live import LiveCapture
+    from flowscope.config import Config
+    from flowscope.sensor.pipeline import Pipeline
+
+# The sensor's modules (numba, pandas, the model runtime) are imported inside the
+# commands: every `flowscope` invocation imports this module to register them.
 
 ConfigOpt = Annotated[
     Path | None,
@@ -51,6 +51,8 @@ def _config(
     config: Path | None, model: str | None, output: Path | None, sets: list[str] | None,
     **extra: object,
 ) -> Config:  # fmt: skip
+    from flowscope.config import load_config, parse_set_options
+
     overrides: dict[str, object] = dict(parse_set_options(sets or []))
     overrides.update({"model.bundle": model, "outputs.directory": output})
     overrides.update(extra)
@@ -59,11 +61,15 @@ def _config(
 
 def _check_captures(paths: list[Path]) -> None:
     """Fail with one line before anything is started or written."""
+    from flowscope.capture import open_capture
+
     for p in paths:
         open_capture(p).close()
 
 
 def _finish(pipeline: Pipeline, quiet: bool) -> None:
+    from flowscope.sensor.status import summary_lines
+
     if quiet:
         return
     alerts = sorted(pipeline.alerts.values(), key=lambda a: a.first_seen)
@@ -135,6 +141,11 @@ def run(
         raise FlowscopeError("--filter and --tcp-only apply to live capture (-i)")
     if realtime and not read:
         raise FlowscopeError("--realtime applies to replay (-r)")
+    from flowscope.models.classify import load_detector
+    from flowscope.sensor.capture import open_live
+    from flowscope.sensor.pipeline import Pipeline, warm_detector
+    from flowscope.sensor.runner import Runner, warm_up
+
     detector = load_detector(cfg.model.bundle)
     if read:
         _check_captures(read)
@@ -167,6 +178,10 @@ def _run_with_dashboard(
     quiet: bool,
 ) -> None:
     """`flowscope run` with the dashboard: the sensor runs under a SensorController."""
+    from flowscope.models.classify import load_detector
+    from flowscope.sensor.capture import open_live
+    from flowscope.sensor.pipeline import warm_detector
+    from flowscope.sensor.runner import warm_up
     from flowscope.web.control import SensorController
     from flowscope.web.server import Dashboard, wait_for_stop
 
@@ -231,6 +246,10 @@ def analyze(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
 ) -> None:
     """Classify capture files offline: the sensor's outputs, then a summary."""
+    from flowscope.models.classify import load_detector
+    from flowscope.sensor.pipeline import Pipeline, warm_detector
+    from flowscope.sensor.runner import Runner, warm_up
+
     cfg = _config(config, model, output, sets)
     detector = load_detector(cfg.model.bundle)
     _check_captures(captures)

@@ -37,7 +37,7 @@ from flowscope.detect.config import DetectConfig
 from flowscope.detect.distinct import DistinctCounter, TopSources
 from flowscope.detect.frame import FlowFrame
 from flowscope.detect.rules.base import Rule, Verdict, port_code
-from flowscope.detect.window import Contributions, WindowStats, WindowStore
+from flowscope.detect.window import Contributions, WindowStats, WindowStore, is_evidence
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -257,7 +257,7 @@ class IncidentBook:
                 continue  # context flows only (ratios): nothing to report
             inc.totals += vals[:, :3].sum(axis=0)
             inc.rank(f, sub.row[group], vals[:, rank_col])
-            pos = group[(vals[:, 0] > 0) | (vals[:, 1] > 0)]
+            pos = group[is_evidence(vals)]
             if len(pos):
                 inc.alert.last_seen = max(inc.alert.last_seen, int(sub.t_last[pos].max()))
                 inc.alert.first_seen = min(inc.alert.first_seen, int(sub.t_first[pos].min()))
@@ -282,15 +282,16 @@ class IncidentBook:
         items_keys, items = store.incident_items(keys, since)
         own_since = since[np.searchsorted(keys, contrib.incident).clip(0, len(keys) - 1)]
         evidence = (
-            ((contrib.values[:, 0] > 0) | (contrib.values[:, 1] > 0))
-            & (f.row[contrib.row] >= 0)
-            & (contrib.bucket >= own_since)
+            is_evidence(contrib.values) & (f.row[contrib.row] >= 0) & (contrib.bucket >= own_since)
         )
         for i, k in enumerate(keys.tolist()):
             rows = contrib.row[evidence & (contrib.incident == k)]
             j = int(np.searchsorted(tot_keys, k))
             if len(rows) == 0 or j >= len(tot_keys) or tot_keys[j] != k:
                 continue  # no readable evidence in this batch: open on the next one
+            first, last = int(t_first[j]), int(t_last[j])
+            if first > last:  # the window holds no evidence row: take this batch's
+                first, last = int(f.first[rows].min()), int(f.last[rows].max())
             self._seq += 1
             alert = Alert(
                 id=f"{self.run_id}-{self._seq:06d}",
@@ -303,8 +304,8 @@ class IncidentBook:
                 protocol=int(f.proto[rows[0]]),
                 attacker="unknown",
                 victim="unknown",
-                first_seen=int(t_first[j]),
-                last_seen=int(t_last[j]),
+                first_seen=first,
+                last_seen=last,
                 metric=rule.metric,
                 threshold=rule.threshold,
                 peak=float(peak[i]),

@@ -46,6 +46,16 @@ B = npt.NDArray[np.bool_]
 _FAR = np.int64(1 << 40)  # "no next occurrence" (in buckets; far beyond any window)
 
 
+def is_evidence(values: F64) -> B:
+    """Rows that add flows (column 0) or evidence packets (column 1) to an incident.
+
+    A volume rule spreads a flow's packets over the buckets it spans in rows of their
+    own (weight 0), and a newer record of a counted flow adds only its growth: those
+    rows are evidence too. An alert's time span must come from the same rows as its
+    totals, or it can open with packets counted and no first/last seen."""
+    return (values[:, 0] > 0) | (values[:, 1] > 0) if values.shape[1] > 1 else values[:, 0] > 0
+
+
 @dataclass(slots=True)
 class Contributions:
     """What one rule takes from one batch: signed rows to add to its windows."""
@@ -255,7 +265,7 @@ class WindowStore:
         uniq, inv = np.unique(st.incident[mask], return_inverse=True)
         sums = np.zeros((len(uniq), self.n_values))
         np.add.at(sums, inv, st.values[mask])
-        ev = st.values[mask, 0] > 0
+        ev = is_evidence(st.values[mask])
         t_first = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
         t_last = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
         np.minimum.at(t_first, inv[ev], st.t_first[mask][ev])
@@ -263,8 +273,9 @@ class WindowStore:
         return uniq, sums, t_first, t_last
 
     def incident_items(self, incidents: U64, min_bucket: I64) -> tuple[U64, U64]:
-        """(incident, items) of the retained evidence rows, as for incident_rows."""
+        """(incident, items) of the retained weight rows, as for incident_rows."""
         st = self._rows
+        # Items sit on the weight rows only (a volume rule's spread rows carry none).
         mask = self._since(incidents, min_bucket) & (st.values[:, 0] > 0)
         return st.incident[mask], st.items[mask]
 

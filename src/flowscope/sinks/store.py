@@ -308,10 +308,6 @@ def _in(column: str, values: list[Any]) -> str:
     return f"{column} IN ({', '.join('?' for _ in values)})"
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _order(sort: str, whitelist: Mapping[str, str], default: str) -> str:
     key = sort or default
     desc = key.startswith("-")
@@ -817,8 +813,10 @@ class FlowStore:
                 if not isinstance(value, str):
                     raise QueryError("filter 'search' needs one text")
                 (text,) = _as_texts(key, value)
-                where.append("flow_key LIKE ? ESCAPE '\\'")
-                params.append(f"%{_like_escape(text)}%")
+                # instr, not LIKE: a plain substring (no wildcards to escape, case kept),
+                # and a NUL in the text is compared, not taken as the pattern's end.
+                where.append("instr(flow_key, ?) > 0")
+                params.append(text)
             else:
                 raise QueryError(f"unknown filter {key!r:.40}")
         return " AND ".join(where), params
