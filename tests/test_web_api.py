@@ -122,6 +122,7 @@ def test_flows_bad_queries(filled: tuple[TestClient, DashboardState]) -> None:
     assert client.get("/api/flows", params={"page_size": 501}).status_code == 422
     assert client.get("/api/flows", params={"page": 0}).status_code == 422
     assert client.get("/api/flows", params={"port": 70000}).status_code == 422
+    assert client.get("/api/flows", params={"protocol": "306"}).status_code == 422
     assert client.get("/api/flows", params={"verdict": "evil"}).status_code == 422
     r = client.get("/api/flows/999999")
     assert r.status_code == 404 and r.json() == {"detail": "no flow 999999"}

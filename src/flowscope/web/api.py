@@ -394,7 +394,11 @@ _Addr = Query(None, max_length=64, description="Source or destination address.")
 _Port = Query(None, ge=0, le=65535, description="Source or destination port.")
 _Family = Query(None, max_length=_TEXT, description="Verdict family (e.g. scan, dos).")
 _Risk = Query(None, description="Risk level.")
-_Proto = Query(None, pattern=r"^(tcp|udp|icmp|icmpv6|sctp|[0-9]{1,3})$", description="Protocol.")
+_Proto = Query(
+    None,
+    pattern=r"^(tcp|udp|icmp|icmpv6|sctp|25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+    description="Protocol: a name or an IP protocol number (0-255).",
+)
 _Session = Query(None, pattern=_SESSION, description="Session id or 'all' (default: current).")
 _MinScore = Query(None, ge=0.0, le=1.0, description="Lowest model score.")
 RiskLevel = Literal["low", "medium", "high", "critical"]
