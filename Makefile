@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck venv bench bench-models bench-latency bench-live model kdd-model docs clean clean-jit
+.PHONY: test fuzz lint typecheck venv bench bench-models bench-latency bench-live model kdd-model docs clean clean-jit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+## Property tests with fresh random examples, FUZZ_RUNS times (the gate replays fixed ones).
+FUZZ_RUNS ?= 10
+FUZZ_TESTS ?= $(shell grep -l '@given\|schemathesis' tests/test_*.py)
+fuzz: $(STAMP)
+	for i in $$(seq $(FUZZ_RUNS)); do \
+	  FLOWSCOPE_HYPOTHESIS=explore $(BIN)/pytest -q -x -p no:cacheprovider $(FUZZ_TESTS) || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flows.py
