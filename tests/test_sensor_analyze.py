@@ -131,6 +131,8 @@ def test_analyze_outputs_verdicts_alerts(
     alerts = [e for e in o["events"] if e["event_type"] == "alert"]
     assert any(e["flowscope"]["rule"] == rule for e in alerts)
     assert all(e["flowscope"]["family"] == alert_family for e in alerts)
+    # each step carries the capture time it was taken, at or after the incident began
+    assert all(e["flowscope"]["event_time"] >= e["flowscope"]["first_seen"] for e in alerts)
     # explanations for flagged flows
     assert any(r["top_features"] for r in flagged)
     # risk present everywhere, higher for the attack flows

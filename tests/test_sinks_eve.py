@@ -248,6 +248,24 @@ def test_rule_engine_objects_are_accepted() -> None:
     assert ev["flowscope"]["incident_id"] == FakeAlert.id and "event" not in ev["flowscope"]
 
 
+def test_engine_alert_events_carry_their_capture_time() -> None:
+    """The real engine's AlertEvent: ``timestamp`` is the newest evidence, and
+    ``flowscope.event_time`` the capture time the step was taken."""
+    from flowscope.detect import Alert, AlertEvent
+
+    alert = Alert(
+        id="t-000001", rule="port_scan", family="scan", severity="medium",
+        signature="FLOWSCOPE SCAN port scan", signature_id=9_100_010, category="scan",
+        protocol=6, attacker="192.0.2.1", victim="198.51.100.2",
+        first_seen=1_700_000_000 * 10**9, last_seen=1_700_000_002 * 10**9,
+        metric="ports", threshold=20.0, peak=25.0,
+    )  # fmt: skip
+    ev = alert_event(AlertEvent(kind="new", at=1_700_000_003_500_000_000, alert=alert))
+    assert ev["timestamp"] == "2023-11-14T22:13:22.000000+0000"
+    assert ev["flowscope"]["event_time"] == "2023-11-14T22:13:23.500000+0000"
+    assert ev["flowscope"]["event"] == "new" and ev["flowscope"]["incident_id"] == "t-000001"
+
+
 def test_numbered_rotation_keeps_n(tmp_path: Path) -> None:
     batch = prepare(batch_for(40))
     eve = EveWriter(tmp_path, rotation=Rotation(max_bytes=30_000, keep=3), flush=NO_SYNC)

@@ -469,12 +469,15 @@ def alert_event(
     is ``incident_id``, else the event's ``flowscope.incident_id`` / ``id`` /
     ``incident``, else a new random one (the event is then an incident of its own). The
     step of the incident's life (new / update / end: ``kind`` or the AlertEvent's) is
-    recorded as ``flowscope.event`` when known.
+    recorded as ``flowscope.event`` when known, and an AlertEvent's capture time as
+    ``flowscope.event_time``.
     """
+    at: int | None = None
     if not isinstance(event, Mapping):
         inner = getattr(event, "alert", None)
         if inner is not None and hasattr(inner, "to_eve"):
             kind = kind or getattr(event, "kind", None)
+            at = getattr(event, "at", None)
             event = inner
         if not hasattr(event, "to_eve"):
             raise TypeError("an alert is an EVE alert dict or the rule engine's Alert/AlertEvent")
@@ -495,6 +498,10 @@ def alert_event(
     fs["incident_id"] = str(iid)
     if kind is not None:
         fs["event"] = str(kind)
+    if isinstance(at, int):
+        # ``timestamp`` is the newest evidence (as Suricata's packet time); this is when
+        # the engine took the step, so a reader sees how long detection took.
+        fs["event_time"] = eve_time_ns(pa.array([at], pa.int64()))[0]
     ev["flowscope"] = fs
     # Suricata puts timestamp first; keep that order for readers that skim the lines.
     return {"timestamp": ev.pop("timestamp"), **ev}
