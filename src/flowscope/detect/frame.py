@@ -232,6 +232,13 @@ class FlowFrame:
         """The initiator's SYN got a SYN-ACK and the initiator acknowledged it."""
         return self.tcp & self.fwd(SYN) & self.bwd(SYN) & self.fwd(ACK)
 
+    def over(self) -> B:
+        """The connection is over: a final record, or a TCP snapshot that already saw a
+        RST or both FINs. Such a flow only waits out the meter's close grace for stray
+        packets, so a rule that counts finished sessions need not wait for it."""
+        closed = self.tcp & (self.fwd(RST) | self.bwd(RST) | (self.fwd(FIN) & self.bwd(FIN)))
+        return ~self.active | closed
+
     def half_open(self) -> B:
         """A SYN whose handshake never completed: unanswered, refused (RST), or a
         SYN-ACK the initiator never acknowledged. Spoofed SYN floods, SYN scans and
@@ -246,7 +253,7 @@ class FlowFrame:
             & self.fwd(RST)
             & (self.fwd_bytes == 0)
             & (self.bwd_bytes == 0)
-            & ~self.active
+            & self.over()
         )
 
     def stealth_probe(self) -> B:

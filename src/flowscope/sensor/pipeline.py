@@ -38,6 +38,7 @@ from flowscope.sinks.hub import SinkSet
 
 MAX_EXPLAINED = 64  # flagged flows explained per batch (the highest scores first)
 MAX_KEPT_ALERTS = 10_000  # latest copy of each alert kept for the summary
+ALERT_FLUSH_GAP_S = 0.1  # new alerts flush the sinks at once, at most this often
 MAX_PROVISIONAL = 100_000  # running flows remembered as written with a provisional verdict
 # Provisional rows written per snapshot (the highest scores first): a flood flags every
 # one of its flows, and writing each twice would double the sinks' work exactly when
@@ -191,6 +192,7 @@ class Pipeline:
         )
         self.counters = Counters()
         self.alerts: dict[str, Alert] = {}  # alert id → latest copy
+        self._alert_flushed = 0.0  # monotonic time of the last flush for a new alert
         self.meter: FlowMeter | None = None
         f = config.flows
         self.early_interval_ns = round(f.early_verdict_interval * _NS)
@@ -463,6 +465,15 @@ class Pipeline:
                 self.counters.alert_events[ev.kind] += 1
                 if ev.alert.id in self.alerts or len(self.alerts) < MAX_KEPT_ALERTS:
                     self.alerts[ev.alert.id] = ev.alert
+        # A new incident is what a reader of eve.json waits for: write it now rather
+        # than within the flush interval. New incidents are rare (one per attack, at
+        # most max_active_alerts at once); the rate limit bounds the cost on a replay
+        # that opens many.
+        if any(ev.kind == "new" for ev in events):
+            now = time.monotonic()
+            if now - self._alert_flushed >= ALERT_FLUSH_GAP_S:
+                self._alert_flushed = now
+                self.sinks.flush()
 
     def tick(self, now_ns: int) -> None:
         """Capture time moved to ``now_ns``: end quiet incidents."""

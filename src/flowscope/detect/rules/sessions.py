@@ -59,7 +59,7 @@ class Bruteforce(Rule):
         small_answer = ~web | (f.bwd_bytes <= c.web_max_response_bytes)
         mask = (
             f.handshake_done()
-            & ~f.active
+            & f.over()
             & (f.fwd_bytes > 0)
             & service
             & short
