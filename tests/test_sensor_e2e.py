@@ -16,7 +16,7 @@ lab's switch namespace, product defaults, no overrides:
 
 hydra's FTP and SSH modules are not in the 5 s set: they guess several passwords per
 connection, and the brute-force rule counts connections (10 in 60 s), so with 8 tasks
-hydra FTP needs two waves of connections (~3.4 s), and alerts after 4.5-5.1 s here;
+hydra FTP needs two waves of connections (~3.4 s), and alerts after 4.5-5.4 s here;
 benchmarks/bench_latency.py measures it. hydra SSH is covered in docs/detection.md.
 
 At the end the sensor gets SIGINT: the SQLite alerts table holds the same incidents and
