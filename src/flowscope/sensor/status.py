@@ -31,7 +31,7 @@ def status_line(s: dict[str, Any]) -> str:
         f"flows {_n(s['flows'])} (+{_n(s['open_flows'])} open)",
         f"malicious {_n(s['malicious'])}" + (f" [{fams}]" if fams else ""),
         f"alerts {s['alerts']} ({s['active_alerts']} active)",
-        f"model {s['model_ms_per_kflow']:.1f} ms/kflow",
+        f"model {s['model_ms_per_kflow']:.1f} ms/krow",
     ]
     if s.get("snapshots"):  # early verdicts: snapshots of the open flows, rows classified
         parts.append(f"snapshots {s['snapshots']:,} ({_n(s['snapshot_rows'])} running flows)")
@@ -75,8 +75,9 @@ def summary_lines(s: dict[str, Any], alerts: list[Alert]) -> list[str]:
     if len(alerts) > 20:
         lines.append(f"  … and {len(alerts) - 20} more (see eve.json / flowscope.db)")
     lines.append(
+        # Per classified row: finished flows and early-verdict snapshots alike.
         f"model     {s['model_seconds']:.2f} s ({s['model_ms_per_kflow']:.1f} ms per 1000 "
-        f"flows, slowest batch {s['model_max_ms']:.0f} ms)"
+        f"rows classified, slowest batch {s['model_max_ms']:.0f} ms)"
     )
     lines.append(
         f"lost      {loss['packets_lost']:,} packets (kernel {loss['kernel_drops']:,}, "
