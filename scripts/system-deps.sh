@@ -10,6 +10,7 @@ pkgs=(
   nmap hping3 hydra patator slowhttptest apache2-utils iperf3
   nginx openssh-server openssh-client dnsmasq-base bind9-dnsutils vsftpd
   tcpreplay
+  libcap2-bin util-linux   # setcap/getcap and setpriv: capture rights for an unprivileged user (tests/test_capture_live.py)
   chromium   # dashboard tests in a real browser (tests/test_web_browser.py, headless)
 )
 missing=()

@@ -21,6 +21,7 @@ import socket
 import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -580,6 +581,83 @@ def test_without_privileges_the_message_says_how_to_grant_them() -> None:
     assert "\n" not in msg
     assert msg.startswith("no permission to capture on lo: run as root")
     assert "setcap cap_net_raw,cap_net_admin=eip /" in msg and "venv" in msg
+
+
+_CAPTURE_AS_USER = """
+import socket, sys, threading, time
+from flowscope.capture.live import LiveCapture
+with LiveCapture("lo", bpf_filter="udp and dst port 9999") as cap:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def send() -> None:
+        for _ in range(400):
+            tx.sendto(b"x" * 20, ("127.0.0.1", 9999))
+            time.sleep(0.005)
+    threading.Thread(target=send, daemon=True).start()
+    got, t0 = 0, time.monotonic()
+    for batch in cap.batches():
+        got += len(batch)
+        if got >= 100 or time.monotonic() - t0 > 60:
+            break
+print(got)
+"""
+
+
+@root
+@needs_root
+def test_capture_rights_granted_with_setcap_as_documented() -> None:
+    """docs/capture.md's recipe: a venv made with --copies, its own python given
+    cap_net_raw,cap_net_admin with setcap; an unprivileged user then captures. Proves
+    those two capabilities are enough (nothing else is asked for)."""
+    if shutil.which("setpriv") is None or shutil.which("setcap") is None:
+        pytest.skip("setpriv (util-linux) or setcap (libcap2-bin) not installed")
+    # Not under /tmp: a nosuid mount ignores file capabilities.
+    base = tempfile.mkdtemp(prefix="fsc-setcap-", dir="/var/tmp")
+    try:
+        os.chmod(base, 0o755)
+        venv = os.path.join(base, "venv")
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--copies", "--without-pip", venv],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        py = os.path.join(venv, "bin", "python3")
+        # The copied interpreter sees this checkout's environment (flowscope, numba…).
+        site = subprocess.run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        here = sysconfig.get_paths()["purelib"]
+        with open(os.path.join(site, "flowscope-dev.pth"), "w") as f:
+            f.write(f"import site; site.addsitedir({here!r})\n")
+        cache = os.path.join(base, "numba")
+        os.mkdir(cache)
+        os.chmod(cache, 0o777)
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "HOME": cache}
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", py]
+        probe = subprocess.run(
+            [*as_nobody, "-c", "import flowscope"],
+            capture_output=True, text=True, timeout=60, env=env, cwd="/",
+        )  # fmt: skip
+        if probe.returncode != 0:
+            pytest.skip("user nobody cannot import this checkout (a parent directory is not "
+                        "world-readable)")  # fmt: skip
+        denied = subprocess.run(
+            [*as_nobody, "-c", _CAPTURE_AS_USER],
+            capture_output=True, text=True, timeout=300, env=env, cwd="/",
+        )  # fmt: skip
+        # The refusal names this very interpreter in its setcap command.
+        assert denied.returncode != 0
+        assert f"setcap cap_net_raw,cap_net_admin=eip {py}`" in denied.stderr
+        subprocess.run(["setcap", "cap_net_raw,cap_net_admin=eip", py], check=True, timeout=30)
+        caps = subprocess.run(["getcap", py], capture_output=True, text=True, timeout=30)
+        assert "cap_net_admin,cap_net_raw=eip" in caps.stdout, caps.stdout
+        granted = subprocess.run(
+            [*as_nobody, "-c", _CAPTURE_AS_USER],
+            capture_output=True, text=True, timeout=300, env=env, cwd="/",
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert granted.returncode == 0, granted.stderr[-2000:]
+    assert int(granted.stdout.strip()) >= 100
 
 
 @root
