@@ -613,6 +613,8 @@ def test_capture_rights_granted_with_setcap_as_documented() -> None:
     # Not under /tmp: a nosuid mount ignores file capabilities.
     base = tempfile.mkdtemp(prefix="fsc-setcap-", dir="/var/tmp")
     try:
+        if os.statvfs(base).f_flag & os.ST_NOSUID:
+            pytest.skip("/var/tmp is mounted nosuid here: file capabilities are ignored")
         os.chmod(base, 0o755)
         venv = os.path.join(base, "venv")
         subprocess.run(
@@ -647,7 +649,12 @@ def test_capture_rights_granted_with_setcap_as_documented() -> None:
         # The refusal names this very interpreter in its setcap command.
         assert denied.returncode != 0
         assert f"setcap cap_net_raw,cap_net_admin=eip {py}`" in denied.stderr
-        subprocess.run(["setcap", "cap_net_raw,cap_net_admin=eip", py], check=True, timeout=30)
+        grant = subprocess.run(
+            ["setcap", "cap_net_raw,cap_net_admin=eip", py],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        if grant.returncode != 0:  # e.g. a container without CAP_SETFCAP
+            pytest.skip(f"cannot set file capabilities here: {grant.stderr.strip()[:200]}")
         caps = subprocess.run(["getcap", py], capture_output=True, text=True, timeout=30)
         assert "cap_net_admin,cap_net_raw=eip" in caps.stdout, caps.stdout
         granted = subprocess.run(
