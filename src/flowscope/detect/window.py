@@ -53,7 +53,7 @@ def is_evidence(values: F64) -> B:
     own (weight 0), and a newer record of a counted flow adds only its growth: those
     rows are evidence too. An alert's time span must come from the same rows as its
     totals, or it can open with packets counted and no first/last seen."""
-    return (values[:, 0] > 0) | (values[:, 1] > 0) if values.shape[1] > 1 else values[:, 0] > 0
+    return (values[:, 0] > 0) | (values[:, 1] > 0)
 
 
 @dataclass(slots=True)

@@ -127,6 +127,12 @@ def warm_detector(detector: Detector, top_k: int) -> None:
     reset_detector(detector)
 
 
+def is_stateful(detector: Detector) -> bool:
+    """Whether the detector keeps traffic windows across calls (the KDD one does): it
+    would count a running flow once per snapshot, so it sees finished flows only."""
+    return callable(getattr(detector, "reset", None))
+
+
 def reset_detector(detector: Detector) -> None:
     """Forget a stateful detector's traffic windows (the KDD one keeps per-host windows)."""
     reset = getattr(detector, "reset", None)
@@ -340,17 +346,12 @@ class Pipeline:
         capture times a live sensor would give them.
         """
         snaps = [r for r in items if r.active and len(r)]
-        if len(snaps) <= 1:
-            for r in items:
-                if r.active:
-                    if len(r):
-                        self.process_table(compute_features(r))
-                else:
-                    self.process(r)
-            return
-        table = compute_features(FlowRecords.concat(snaps))
-        stateful = callable(getattr(self.detector, "reset", None))
-        verdicts = None if stateful else self.classify(table)
+        table: pa.Table | None = None
+        verdicts: Verdicts | None = None
+        if snaps:
+            table = compute_features(FlowRecords.concat(snaps))
+            if not is_stateful(self.detector):
+                verdicts = self.classify(table)
         start = 0
         for r in items:
             if not r.active:
@@ -359,6 +360,7 @@ class Pipeline:
             n = len(r)
             if n == 0:
                 continue
+            assert table is not None  # r is one of snaps
             rows = np.arange(start, start + n, dtype=np.int64)
             part_v = None if verdicts is None else _take_verdicts(verdicts, rows)
             self._process_running(table.slice(start, n), part_v)
@@ -405,10 +407,8 @@ class Pipeline:
         """Snapshot rows: rules, then provisional rows for the flagged. ``verdicts``:
         already classified (:meth:`process_in_order`), else classified here."""
         n = flows.num_rows
-        # A stateful detector (per-host traffic windows) would count a running flow once
-        # per snapshot: such detectors see finished flows only, the rules see both.
-        stateful = callable(getattr(self.detector, "reset", None))
-        if verdicts is None and not stateful:
+        # A stateful detector sees finished flows only; the rules see both.
+        if verdicts is None and not is_stateful(self.detector):
             verdicts = self.classify(flows)
         self.publish(self.engine.process(flows))
         written = 0

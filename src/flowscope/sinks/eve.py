@@ -55,6 +55,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.detect.alerts import iso_ns
 from flowscope.sinks.batch import (
     PreparedBatch,
     column_list,
@@ -501,7 +502,7 @@ def alert_event(
     if isinstance(at, int):
         # ``timestamp`` is the newest evidence (as Suricata's packet time); this is when
         # the engine took the step, so a reader sees how long detection took.
-        fs["event_time"] = eve_time_ns(pa.array([at], pa.int64()))[0]
+        fs["event_time"] = iso_ns(at)
     ev["flowscope"] = fs
     # Suricata puts timestamp first; keep that order for readers that skim the lines.
     return {"timestamp": ev.pop("timestamp"), **ev}
